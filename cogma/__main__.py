@@ -1,0 +1,5 @@
+import sys
+
+from cogma.cli import main
+
+sys.exit(main())

@@ -1,0 +1,67 @@
+"""The ``cogma`` command: one front for every part of the project.
+
+Each package registers its own sub-commands in ``<package>/cli.py`` through
+``register(subparsers)``; registration imports nothing heavy, so ``--help``
+is quick and one part's missing optional model never breaks another's.
+User errors (:class:`skeleton.errors.CogmaError`) are printed as one line and
+exit with status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from skeleton.errors import CogmaError
+
+# Packages that contribute sub-commands, in the order of the user's path.
+_COMMAND_MODULES = (
+    "skeleton.cli",
+    "training.cli",
+    "export.cli",
+    "mobile_app.cli",
+    "server_animator.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cogma import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="cogma",
+        description="CoGMA: early screening for cerebral palsy from infant pose (screening aid, not a diagnosis).",
+    )
+    parser.add_argument("--version", action="version", version=f"cogma {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:  # that part is not written yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("KIVY_NO_ARGS", "1")  # Kivy must not eat our flags
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except CogmaError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
