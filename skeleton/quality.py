@@ -78,9 +78,10 @@ def _continuous_seconds(detected: np.ndarray, fps: float, bridge_s: float) -> tu
 
 
 def _fmt_duration(seconds: float) -> str:
-    if seconds < 90:
+    if seconds < 59.5:
         return f"{seconds:.0f} seconds"
-    return f"{seconds / 60:.1f} minutes"
+    minutes = round(seconds / 60, 1)
+    return "1 minute" if minutes == 1 else f"{minutes:g} minutes"
 
 
 def assess(recording: PoseRecording, thresholds: QualityThresholds = DEFAULT_THRESHOLDS) -> QualityReport:

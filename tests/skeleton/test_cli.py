@@ -1,0 +1,57 @@
+"""The `cogma` command as a user runs it: a real subprocess, real files."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from skeleton import PoseRecording
+
+COGMA = [sys.executable, "-m", "cogma"]
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run([*COGMA, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+@pytest.fixture
+def recording(tmp_path) -> Path:
+    kp = np.full((75, 33, 3), 0.5, np.float32)
+    return PoseRecording(kp, "mediapipe33", 25, (640, 480), age_weeks=6).save(tmp_path / "r.npz")
+
+
+def test_help_lists_commands():
+    out = run("--help")
+    assert out.returncode == 0
+    for cmd in ("synth", "synth-cohort", "inspect", "render"):
+        assert cmd in out.stdout
+
+
+def test_inspect_json(recording):
+    out = run("inspect", str(recording), "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert info["frames"] == 75 and info["fps"] == 25 and info["age_weeks"] == 6
+    assert info["quality"]["scorable"] is False and info["quality"]["reasons"]
+
+
+@pytest.mark.parametrize("content, message", [(b"garbage", "not an .npz"), (None, "no such file")])
+def test_bad_file_is_one_line_error_without_traceback(tmp_path, content, message):
+    path = tmp_path / "bad.npz"
+    if content is not None:
+        path.write_bytes(content)
+    out = run("inspect", str(path))
+    assert out.returncode == 2
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert out.stderr.strip().count("\n") == 0
+
+
+def test_render(recording, tmp_path):
+    out = run("render", str(recording), "--out", str(tmp_path / "v.mp4"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "v.mp4").stat().st_size > 0
