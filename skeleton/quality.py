@@ -29,17 +29,23 @@ class QualityThresholds:
     recommended_s: float = 180.0
     # A joint counts as seen at this visibility (MediaPipe's own presence cut-off is 0.5).
     min_visibility: float = 0.5
-    # Share of frames in which the whole body must be found.
+    # A frame counts as "body detected" when the torso is seen and at most this many of the 13 body
+    # joints are missing: hands and feet drop out briefly in most phone videos (5-20 % of frames).
+    max_missing_joints: int = 3
+    # Share of frames in which the body must be found.
     min_detected_fraction: float = 0.8
     # Short tracking gaps are bridged; a longer gap breaks the continuous stretch.
     max_bridged_gap_s: float = 0.5
-    # The infant's body should fill a fair part of the picture (largest side of its box / frame side).
-    min_body_size: float = 0.25
+    # The infant's body should fill a fair part of the picture: the longest side of the box around
+    # its joints (nose to ankles is ~0.75 of body length), relative to the frame's long side.
+    min_body_size: float = 0.15
     # Body parts outside the picture in more than this share of frames: framing is wrong.
     max_off_frame_fraction: float = 0.1
-    # Median speed of the torso centre, in frame heights per second. A supine infant's torso
-    # barely moves; above this the camera is moving (handheld shake is 0.005-0.03 per s).
+    # Median speed of the torso centre, smoothed over half a second so that tracking jitter does not
+    # count, in frame long-sides per second. A supine infant's torso barely moves; above this the
+    # camera is moving (handheld shake is 0.005-0.03 per s).
     max_camera_motion: float = 0.05
+    camera_smoothing_s: float = 0.5
     # Below this frame rate fast movements are lost.
     min_fps: float = 15.0
 
@@ -79,9 +85,26 @@ def _continuous_seconds(detected: np.ndarray, fps: float, bridge_s: float) -> tu
 
 def _fmt_duration(seconds: float) -> str:
     if seconds < 59.5:
-        return f"{seconds:.0f} seconds"
+        return "1 second" if round(seconds) == 1 else f"{seconds:.0f} seconds"
     minutes = round(seconds / 60, 1)
     return "1 minute" if minutes == 1 else f"{minutes:g} minutes"
+
+
+def _camera_motion(kp: np.ndarray, to_px: np.ndarray, fps: float, t: QualityThresholds) -> float:
+    """Median speed of the smoothed torso centre (frame long-sides per second)."""
+    torso = kp[:, [COCO_17[j] for j in _TORSO]]
+    ok = (torso[..., 2] >= t.min_visibility).all(axis=1)
+    if ok.sum() < 2:
+        return 0.0
+    centre = torso[..., :2].mean(axis=1) * to_px
+    frames = np.arange(len(kp))
+    centre = np.stack([np.interp(frames, frames[ok], centre[ok, i]) for i in range(2)], axis=1)
+    k = max(1, int(round(t.camera_smoothing_s * fps)))
+    kernel = np.ones(k) / k
+    smooth = np.stack([np.convolve(centre[:, i], kernel, mode="valid") for i in range(2)], axis=1)
+    if len(smooth) < 2:
+        return 0.0
+    return float(np.median(np.linalg.norm(np.diff(smooth, axis=0), axis=1)) * fps)
 
 
 def assess(recording: PoseRecording, thresholds: QualityThresholds = DEFAULT_THRESHOLDS) -> QualityReport:
@@ -91,31 +114,28 @@ def assess(recording: PoseRecording, thresholds: QualityThresholds = DEFAULT_THR
     kp = coco.keypoints
     body = kp[:, [COCO_17[j] for j in _BODY_JOINTS]]
     seen = body[..., 2] >= t.min_visibility
-    detected = seen.all(axis=1)
+    torso_idx = [_BODY_JOINTS.index(j) for j in _TORSO]
+    detected = seen[:, torso_idx].all(axis=1) & ((~seen).sum(axis=1) <= t.max_missing_joints)
     fps = recording.fps
     w, h = recording.frame_size
 
     detected_fraction = float(detected.mean())
     continuous_s, longest_gap_s = _continuous_seconds(detected, fps, t.max_bridged_gap_s)
 
-    visible = np.where(seen[..., None], body[..., :2], np.nan)
+    long_side = float(max(w, h))
+    to_px = np.array([w, h], dtype=np.float32) / long_side  # normalized -> fractions of the long side
+    visible = np.where(seen[..., None], body[..., :2] * to_px, np.nan)
     with warnings.catch_warnings():  # frames where nothing was seen give all-NaN rows
         warnings.simplefilter("ignore", RuntimeWarning)
-        span_x = (np.nanmax(visible[..., 0], axis=1) - np.nanmin(visible[..., 0], axis=1))
-        span_y = (np.nanmax(visible[..., 1], axis=1) - np.nanmin(visible[..., 1], axis=1))
-    size = np.maximum(span_x, span_y)[detected]
+        extent = np.nanmax(visible, axis=1) - np.nanmin(visible, axis=1)
+    size = extent.max(axis=1)[detected]
     body_size = float(np.median(size)) if size.size else 0.0
 
     xy = body[..., :2]
     outside = ((xy < 0.0) | (xy > 1.0)).any(axis=-1) & seen
     off_frame_fraction = float(outside.any(axis=1).mean())
 
-    torso = kp[:, [COCO_17[j] for j in _TORSO]]
-    torso_ok = (torso[..., 2] >= t.min_visibility).all(axis=1)
-    centre = torso[..., :2].mean(axis=1) * np.array([w / h, 1.0], dtype=np.float32)  # in frame heights
-    both = torso_ok[1:] & torso_ok[:-1]
-    speeds = np.linalg.norm(np.diff(centre, axis=0), axis=1)[both] * fps
-    camera_motion = float(np.median(speeds)) if speeds.size else 0.0
+    camera_motion = _camera_motion(kp, to_px, fps, t)
 
     metrics = {
         "duration_s": round(recording.duration_s, 2),

@@ -53,11 +53,25 @@ def test_short_recording_is_flagged():
 
 def test_dropouts_are_flagged():
     kp = infant(120)
-    kp[::3, MEDIAPIPE_33["left_ankle"], 2] = 0.1  # ankle lost in every third frame
+    legs = [MEDIAPIPE_33[j] for j in ("left_knee", "right_knee", "left_ankle", "right_ankle")]
+    kp[::3, legs, 2] = 0.1  # legs lost in every third frame
     report = assess(rec(kp))
     assert not report.scorable
     assert report.metrics["detected_fraction"] == pytest.approx(2 / 3, abs=0.01)
     assert any("whole body was found in only 67%" in r for r in report.reasons)
+
+
+def test_brief_loss_of_a_hand_or_foot_is_tolerated():
+    kp = infant(90)
+    kp[::2, MEDIAPIPE_33["left_wrist"], 2] = 0.1
+    kp[1::2, MEDIAPIPE_33["right_ankle"], 2] = 0.1
+    assert assess(rec(kp)).scorable
+
+
+def test_lost_torso_is_not_a_detection():
+    kp = infant(90)
+    kp[:, MEDIAPIPE_33["left_hip"], 2] = 0.1
+    assert assess(rec(kp)).metrics["detected_fraction"] == 0.0
 
 
 def test_long_gap_breaks_continuity():
