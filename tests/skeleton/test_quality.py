@@ -97,7 +97,7 @@ def test_off_frame_is_flagged():
 
 
 def test_small_infant_is_flagged():
-    report = assess(rec(infant(90, scale=0.3)))
+    report = assess(rec(infant(90, scale=0.2)))
     assert not report.scorable
     assert any("too small" in r for r in report.reasons)
 
