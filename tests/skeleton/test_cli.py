@@ -55,3 +55,25 @@ def test_render(recording, tmp_path):
     out = run("render", str(recording), "--out", str(tmp_path / "v.mp4"))
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "v.mp4").stat().st_size > 0
+
+
+def test_synth_then_inspect(tmp_path):
+    out = run("synth", "--kind", "normal_writhing", "--age-weeks", "4", "--seconds", "70", "--seed", "5",
+              "--out", str(tmp_path / "s.npz"))
+    assert out.returncode == 0, out.stderr
+    assert "not for clinical use" in out.stdout
+    info = json.loads(run("inspect", str(tmp_path / "s.npz"), "--json").stdout)
+    assert info["synthetic"] and info["frames"] == 70 * 30 and info["label"] == 0
+
+
+def test_synth_unknown_kind_is_a_clear_error(tmp_path):
+    out = run("synth", "--kind", "wobbly", "--age-weeks", "4", "--seed", "1", "--out", str(tmp_path / "x.npz"))
+    assert out.returncode == 2 and "unknown movement class 'wobbly'" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "x.npz").exists()
+
+
+def test_synth_cohort_writes_labels(tmp_path):
+    out = run("synth-cohort", "--infants", "3", "--seed", "2", "--out", str(tmp_path / "c"))
+    assert out.returncode == 0, out.stderr
+    rows = (tmp_path / "c" / "labels.csv").read_text().splitlines()
+    assert rows[0].startswith("file,infant_id,label") and len(rows) - 1 == len(list((tmp_path / "c").glob("*.npz")))
