@@ -1,0 +1,82 @@
+"""GPU checks (``make test-gpu``): the full-size SVD-xt architecture with random weights on CUDA."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(scope="module")
+def svd_unet():
+    from server_animator.animator.configs import build_components
+
+    parts = build_components("svd-xt", seed=0, device="cuda")
+    return parts["unet"], parts["pose_net"]
+
+
+def _inputs(frames=16, h=72, w=128, seed=0):
+    g = torch.Generator("cuda").manual_seed(seed)
+    x = torch.randn(2, frames, 8, h, w, device="cuda", generator=g)
+    x[0, :, 4:] = 0  # unconditional: no image latents
+    ctx = torch.randn(2, 5, 1024, device="cuda", generator=g)
+    ctx[0] = 0
+    ids = torch.tensor([[6.0, 127.0, 0.02]] * 2, device="cuda")
+    pose = torch.randn(frames, 320, h, w, device="cuda", generator=g)
+    return x, ctx, ids, pose
+
+
+def _call(unet, injection, x, ctx, ids, residual, dtype):
+    with injection.active(None if residual is None else residual.to(dtype)):
+        return unet(x.to(dtype), torch.tensor(10.0, device="cuda"), encoder_hidden_states=ctx.to(dtype),
+                    added_time_ids=ids.to(dtype), return_dict=False)[0].float()
+
+
+@torch.no_grad()
+def test_batched_cfg_matches_separate_calls_and_fp32(svd_unet):
+    from server_animator.animator.models import PoseInjection
+
+    unet, _ = svd_unet
+    injection = PoseInjection(unet)
+    x, ctx, ids, pose = _inputs()
+    reference = torch.cat([_call(unet.float(), injection, x[:1], ctx[:1], ids[:1], None, torch.float32),
+                           _call(unet, injection, x[1:], ctx[1:], ids[1:], pose, torch.float32)])
+    unet.to(torch.bfloat16)
+    residual = torch.cat([torch.zeros_like(pose), pose])
+    batched = _call(unet, injection, x, ctx, ids, residual, torch.bfloat16)
+    separate = torch.cat([_call(unet, injection, x[:1], ctx[:1], ids[:1], None, torch.bfloat16),
+                          _call(unet, injection, x[1:], ctx[1:], ids[1:], pose, torch.bfloat16)])
+    injection.remove()
+    def rel(a, b):
+        return ((a - b).abs().mean() / reference.abs().mean()).item()
+
+    batched_err, separate_err = rel(batched, reference), rel(separate, reference)
+    print(f"relative mean error vs fp32: batched bf16 {batched_err:.2e}, separate bf16 {separate_err:.2e}; "
+          f"batched vs separate {rel(batched, separate):.2e}")
+    # batching both guidance branches is exact up to bf16 rounding: no less accurate than two separate calls
+    # (seen on an H100: 1.5e-2 vs fp32 for separate calls, 1.25e-2 between batched and separate)
+    assert batched_err < 1.25 * separate_err + 1e-3
+    assert separate_err < 0.05
+
+
+@torch.no_grad()
+def test_tiny_pipeline_on_cuda_is_deterministic():
+    import numpy as np
+
+    from server_animator.animator.conditioning import pose_frames, reference_image
+    from server_animator.animator.configs import build_components
+    from server_animator.animator.pipeline import InfantAnimatorPipeline
+
+    from animator_testkit import moving_infant
+
+    pipe = InfantAnimatorPipeline(**build_components("tiny", device="cuda")).to("cuda", torch.bfloat16)
+    pipe.set_progress_bar_config(disable=True)
+    ref, pose = reference_image(size=(64, 64)), pose_frames(moving_infant(20, fps=10.0), (64, 64))
+
+    def run(seed):
+        return pipe(ref, pose, height=64, width=64, num_inference_steps=2,
+                    generator=torch.Generator("cuda").manual_seed(seed), sdpa_backends=("cudnn", "flash", "efficient")).frames
+
+    a, b = run(1), run(1)
+    assert a.shape == (20, 64, 64, 3) and np.array_equal(a, b)
