@@ -1,0 +1,139 @@
+"""Configuration, storage, signing, backends and migrations, without a server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from server_animator.backends import BackendError, RenderBackend, load_backend
+from server_animator.config import ConfigError, ServerConfig, load_config
+from server_animator.db import get_engine, migrate, schema_is_current
+from server_animator.security import LinkError, RateLimiter, hash_token, new_token, sign, verify
+from server_animator.storage import LocalStore, StorageError
+from skeleton.recording import load_recording
+from server_testkit import REPO, make_recording
+
+
+def test_config_layers(tmp_path):
+    f = tmp_path / "cogma.toml"
+    f.write_text('queue = "redis"\nport = 9000\nbackend_options = { weights_dir = "/w" }\n')
+    env = {"COGMA_PORT": "9100", "COGMA_ALLOW_VIDEO_UPLOADS": "yes", "COGMA_DATA_DIR": str(tmp_path)}
+    cfg = load_config(f, env=env)
+    assert cfg.queue == "redis" and cfg.port == 9100 and cfg.allow_video_uploads is True
+    assert cfg.backend_options == {"weights_dir": "/w"} and cfg.data_dir == tmp_path
+    assert load_config(None, env={"COGMA_CONFIG": str(f), "COGMA_DATA_DIR": str(tmp_path)}).port == 9000
+
+
+@pytest.mark.parametrize("env, phrase", [
+    ({"COGMA_PORT": "eighty"}, "port"),
+    ({"COGMA_QUEUE": "kafka"}, "queue must be"),
+    ({"COGMA_STORAGE": "s3"}, "s3_bucket"),
+    ({"COGMA_BACKEND": "magic"}, "backend must be"),
+    ({"COGMA_LEASE_S": "1", "COGMA_HEARTBEAT_S": "2"}, "lease_s"),
+    ({"COGMA_BACKEND_OPTIONS": "[1, 2]"}, "JSON object"),
+    ({"COGMA_RENDER_WIDTH": "101"}, "even"),
+])
+def test_config_errors_are_clear(tmp_path, env, phrase):
+    with pytest.raises(ConfigError, match=phrase):
+        load_config(None, env={"COGMA_DATA_DIR": str(tmp_path), **env})
+
+
+def test_config_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml", env={})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("prot = 1\n")
+    with pytest.raises(ConfigError, match="unknown configuration keys.*prot"):
+        load_config(bad, env={})
+
+
+def test_generated_secret_is_private_and_stable(tmp_path):
+    cfg = ServerConfig(data_dir=tmp_path)
+    assert cfg.secret() == cfg.secret() and len(cfg.secret()) == 64
+    assert (tmp_path / "signing.key").stat().st_mode & 0o777 == 0o600
+    assert "***" == ServerConfig(data_dir=tmp_path, signing_secret="x" * 40).public_dict()["signing_secret"]
+
+
+def test_signing_and_tokens():
+    secret = b"k" * 32
+    expires, sig = sign(secret, "submissions/a/result/video.mp4", 60, now=1000.0)
+    verify(secret, "submissions/a/result/video.mp4", expires, sig, now=1030.0)
+    with pytest.raises(LinkError, match="expired"):
+        verify(secret, "submissions/a/result/video.mp4", expires, sig, now=1061.0)
+    with pytest.raises(LinkError, match="signature"):
+        verify(secret, "submissions/b/result/video.mp4", expires, sig, now=1030.0)
+    with pytest.raises(LinkError, match="signature"):
+        verify(secret, "submissions/a/result/video.mp4", expires, "é" * 64, now=1030.0)
+    t = new_token()
+    assert t.startswith("cgd_") and len(t) > 40 and hash_token(t) != t and len(hash_token(t)) == 64
+
+
+def test_rate_limiter_refills():
+    limiter = RateLimiter(per_minute=60, burst=2)
+    assert limiter.allow("a") == 0 and limiter.allow("a") == 0
+    assert 0 < limiter.allow("a") <= 1.0
+    assert limiter.allow("b") == 0
+
+
+def test_local_store_refuses_escapes(tmp_path):
+    store = LocalStore(tmp_path / "blobs", fsync=False)
+    store.put_bytes("submissions/x/a.bin", b"1")
+    assert store.exists("submissions/x/a.bin") and store.list_keys("submissions/") == ["submissions/x/a.bin"]
+    for key in ("../etc/passwd", "/abs", "submissions/../../x", ""):
+        with pytest.raises(StorageError):
+            store.put_bytes(key, b"no")
+    with pytest.raises(StorageError):
+        store.delete_prefix("../")
+    with pytest.raises(StorageError):
+        store.delete_prefix("/")
+    assert store.delete_prefix("submissions/x/") == 1 and not store.exists("submissions/x/a.bin")
+
+
+def test_render_backend_qa_report(tmp_path):
+    cfg = ServerConfig(data_dir=tmp_path, render_width=64, render_height=112)
+    backend = load_backend(cfg)
+    assert isinstance(backend, RenderBackend)
+    seen: list[float] = []
+    result = backend.animate(load_recording(make_recording(frames=15)), tmp_path / "out", seen.append)
+    assert result.passed and result.video_path.stat().st_size > 0
+    assert result.qa_report["frames_read_back"] == 15 and result.qa_report["keypoints_drawn"] > 0
+    assert seen[-1] == 1.0 and seen == sorted(seen)
+    json.dumps(result.qa_report)
+
+
+def test_missing_backend_is_a_clear_error(tmp_path):
+    with pytest.raises(BackendError, match="not available"):
+        load_backend(ServerConfig(data_dir=tmp_path, backend="no_such_module:Thing"))
+    with pytest.raises(BackendError, match="has no"):
+        load_backend(ServerConfig(data_dir=tmp_path, backend="server_animator.backends:Nope"))
+
+
+def test_migrations_match_models(tmp_path):
+    """The newest migration creates exactly the tables of models.py (alembic autogenerate finds nothing)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    engine = get_engine(ServerConfig(data_dir=tmp_path))
+    assert not schema_is_current(engine)
+    migrate(engine)
+    migrate(engine)  # idempotent
+    assert schema_is_current(engine)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+        conn.rollback()
+    assert diff == []
+
+
+def test_cli_errors_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "cogma.cli", "worker", "--data-dir", str(tmp_path),
+                           "--backend", "diffusion_missing_pkg:X"], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "cogma.cli", "serve", "--data-dir", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=60,
+                          env={"COGMA_QUEUE": "nope", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2 and "queue must be" in proc.stderr
