@@ -21,11 +21,11 @@ Units: trunk lengths (TL) and seconds.
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import savgol_filter, welch
+from scipy.signal import csd, savgol_filter, welch
 from scipy.stats import kurtosis
 
 from .recording import PoseRecording
-from .schemas import COCO_17
+from .schemas import COCO_17, get_schema
 
 MIN_VISIBILITY = 0.5
 MAX_BRIDGED_GAP_S = 0.5  # longer gaps are left out of the statistics
@@ -39,14 +39,27 @@ GROUPS: dict[str, tuple[str, str] | tuple[str]] = {
     "knee": ("left_knee", "right_knee"),
     "head": ("nose",),
 }
-_J = COCO_17.index
+_NEEDED = ("nose", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+           "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")
+# Landmarks that move rigidly with a wrist / ankle (MediaPipe-33 only): their tracking errors are
+# independent, their movement is shared, so cross-power isolates real small movements from jitter.
+_DISTAL_COMPANIONS = {
+    "left_wrist": ("left_pinky", "left_index", "left_thumb"),
+    "right_wrist": ("right_pinky", "right_index", "right_thumb"),
+    "left_ankle": ("left_heel", "left_foot_index"),
+    "right_ankle": ("right_heel", "right_foot_index"),
+}
 
 
 class Prepared:
     """Normalised trajectories of one recording (see module docstring)."""
 
     def __init__(self, rec: PoseRecording) -> None:
-        kp = rec.to_schema("coco17").keypoints.astype(np.float64)
+        schema = get_schema(rec.schema)
+        if not all(name in schema.index for name in _NEEDED):
+            rec, schema = rec.to_schema("coco17"), COCO_17
+        self.index = schema.index
+        kp = rec.keypoints.astype(np.float64)
         w, h = rec.frame_size
         self.fps = float(rec.fps)
         xy = kp[..., :2] * np.array([w, h])
@@ -66,9 +79,10 @@ class Prepared:
             nxt = idx[np.minimum(np.searchsorted(idx, t), idx.size - 1)]
             prv = idx[np.maximum(np.searchsorted(idx, t, side="right") - 1, 0)]
             self.valid[:, j] = seen[:, j] | ((nxt - prv <= max_gap + 1) & (prv <= t) & (nxt >= t))
-        hips = filled[:, [_J["left_hip"], _J["right_hip"]]].mean(1)
-        shoulders = filled[:, [_J["left_shoulder"], _J["right_shoulder"]]].mean(1)
-        torso_ok = self.valid[:, [_J["left_hip"], _J["right_hip"], _J["left_shoulder"], _J["right_shoulder"]]].all(1)
+        torso = self.joints(("left_hip", "right_hip", "left_shoulder", "right_shoulder"))
+        hips = filled[:, torso[:2]].mean(1)
+        shoulders = filled[:, torso[2:]].mean(1)
+        torso_ok = self.valid[:, torso].all(1)
         trunk = shoulders - hips
         tl = np.linalg.norm(trunk, axis=1)
         self.trunk_length_px = float(np.median(tl[torso_ok])) if torso_ok.any() else float(max(w, h)) * 0.2
@@ -84,6 +98,7 @@ class Prepared:
         x = c * rel[..., 0] - s * rel[..., 1]
         y = -(s * rel[..., 0] + c * rel[..., 1])  # +y towards the head
         pos = np.stack([x, y], -1)
+        self.raw_pos = pos  # normalised but unsmoothed (spectral features need the fast components)
         self.valid &= torso_ok[:, None]
         sw = _odd(max(5, int(SMOOTH_WINDOW_S * self.fps)))
         if n > sw:
@@ -100,7 +115,10 @@ class Prepared:
         self.valid_deriv = np.stack([np.convolve(bad[:, j], k, mode="same") == 0 for j in range(bad.shape[1])], 1)
 
     def joints(self, names: tuple[str, ...]) -> list[int]:
-        return [_J[nm] for nm in names]
+        return [self.index[nm] for nm in names]
+
+    def has(self, name: str) -> bool:
+        return name in self.index
 
 
 def _odd(k: int) -> int:
@@ -142,6 +160,57 @@ def kinematic_features(recording: PoseRecording) -> dict[str, float]:
     return feats
 
 
+def _coherent_band_power(p: Prepared, lo_hz: float, hi_hz: float) -> tuple[float, float]:
+    """Band power (TL^2 x1e4) shared by each wrist/ankle and its hand/foot landmarks: (total, in all
+    directions). The cross-spectrum of two independently tracked points on one rigid part keeps their
+    common movement and averages out their independent tracking noise; "in all directions" is twice the
+    smaller eigenvalue of the 2x2 cross-power matrix, so back-and-forth movement along one axis adds
+    nothing to it. (0, 0) when the schema has no hand/foot landmarks."""
+    nper = int(min(len(p.pos), 8 * p.fps))
+    totals, isotropic = [], []
+    for end, companions in _DISTAL_COMPANIONS.items():
+        if not (p.has(end) and all(p.has(c) for c in companions)):
+            return 0.0, 0.0
+        j = p.joints((end,))[0]
+        cs = p.joints(companions)
+        ok = p.valid[:, [j] + cs].all(1)
+        if ok.sum() < nper:
+            continue
+        a = p.raw_pos[:, j] - p.raw_pos[ok, j].mean(0)
+        b = p.raw_pos[:, cs].mean(1)
+        b = b - b[ok].mean(0)
+        a[~ok], b[~ok] = 0.0, 0.0
+        f, pxy = csd(a[:, :, None], b[:, None, :], fs=p.fps, nperseg=nper, axis=0)  # [F, 2, 2]
+        band = (f >= lo_hz) & (f <= hi_hz)
+        m = np.real(np.trapezoid(pxy[band], f[band], axis=0))
+        m = (m + m.T) / 2 * 1e4
+        totals.append(float(np.trace(m)))
+        isotropic.append(float(2 * max(np.linalg.eigvalsh(m)[0], 0.0)))
+    if not totals:
+        return 0.0, 0.0
+    return float(np.mean(totals)), float(np.mean(isotropic))
+
+
+def _anisotropy(p: Prepared, joints: list[int]) -> float:
+    """1 - (minor / major) variance of distal velocity over the faster half of the frames, after 0.5 s
+    smoothing: 0 for movement in all directions, near 1 for back-and-forth along one axis."""
+    w = _odd(max(5, int(0.5 * p.fps)))
+    if len(p.raw_pos) <= w:
+        return 0.0
+    vel = savgol_filter(p.raw_pos[:, joints], w, 2, deriv=1, axis=0)
+    out = []
+    for k, j in enumerate(joints):
+        v = vel[p.valid_deriv[:, j], k]
+        if len(v) < 20:
+            continue
+        sp = np.linalg.norm(v, axis=1)
+        v = v[sp >= np.median(sp)]
+        ev = np.linalg.eigvalsh(np.cov(v.T))
+        if ev[1] > 0:
+            out.append(1.0 - max(ev[0], 0.0) / ev[1])
+    return float(np.mean(out)) if out else 0.0
+
+
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
     if a.size < 10 or a.std() == 0 or b.std() == 0:
         return 0.0
@@ -154,9 +223,13 @@ def structure_features(recording: PoseRecording) -> dict[str, float]:
     lr_speed_corr_{arms,legs}: correlation of left and right wrist (ankle) speed;
     arm_leg_speed_corr: correlation of mean arm and mean leg speed;
     direction_entropy: entropy (bits, 12 sectors, max 3.58) of distal movement directions while moving;
+    velocity_anisotropy: 1 - minor/major variance of distal velocity (0 all directions, 1 one axis);
     curvature: median path curvature of the distal joints while moving (1/TL);
     accel_kurtosis: excess kurtosis of distal acceleration magnitude;
     fidgety_energy: distal position power in 1-4 Hz (TL^2, x1e4);
+    fidgety_ratio: distal position power in 1-4 Hz over that in 0.2-1 Hz;
+    fidgety_coherent: 1-4 Hz power shared by wrist/ankle and hand/foot landmarks (MediaPipe-33 only);
+    fidgety_multidirectional: the part of it that goes in all directions, not back and forth on one axis;
     spectral_peakedness: peak / mean power of distal speed in 0.2-3 Hz.
     """
     p = Prepared(recording)
@@ -186,24 +259,37 @@ def structure_features(recording: PoseRecording) -> dict[str, float]:
         if okj.sum() >= 10:
             kurts.append(float(kurtosis(np.linalg.norm(a, axis=1))))
     feats["direction_entropy"] = float(np.mean(ents)) if ents else 0.0
+    feats["velocity_anisotropy"] = _anisotropy(p, distal)
     feats["curvature"] = float(np.mean(curvs)) if curvs else 0.0
     feats["accel_kurtosis"] = float(np.mean(kurts)) if kurts else 0.0
 
     nper = int(min(len(p.pos), 8 * p.fps))
-    energies, peaks = [], []
+    energies, ratios, peaks = [], [], []
     if nper >= 16:
         for j in distal:
-            x = np.where(p.valid[:, j, None], p.pos[:, j], np.nan)
-            x = x - np.nanmean(x, axis=0)
-            x = np.nan_to_num(x)
+            ok = p.valid[:, j]
+            if ok.sum() < nper:
+                continue
+            x = np.where(ok[:, None], p.raw_pos[:, j] - p.raw_pos[ok, j].mean(0), 0.0)
             f, pxx = welch(x, fs=p.fps, nperseg=nper, axis=0)
             band = (f >= 1.0) & (f <= 4.0)
             energies.append(float(np.trapezoid(pxx[band].sum(1), f[band])) * 1e4)
-            s = np.nan_to_num(np.where(p.valid_deriv[:, j], speed[:, j], np.nan) - np.nanmean(speed[:, j]))
+            slow = (f >= 0.2) & (f < 1.0)
+            slow_power = float(np.trapezoid(pxx[slow].sum(1), f[slow]))
+            if slow_power > 0:
+                ratios.append(float(np.trapezoid(pxx[band].sum(1), f[band])) / slow_power)
+            okd = p.valid_deriv[:, j]
+            if okd.sum() < nper:
+                continue
+            s = np.where(okd, speed[:, j] - speed[okd, j].mean(), 0.0)
             f2, ps = welch(s, fs=p.fps, nperseg=nper)
             b2 = (f2 >= 0.2) & (f2 <= 3.0)
             if ps[b2].mean() > 0:
                 peaks.append(float(ps[b2].max() / ps[b2].mean()))
     feats["fidgety_energy"] = float(np.mean(energies)) if energies else 0.0
+    feats["fidgety_ratio"] = float(np.mean(ratios)) if ratios else 0.0
+    total, isotropic = _coherent_band_power(p, 1.0, 4.0) if nper >= 16 else (0.0, 0.0)
+    feats["fidgety_coherent"] = total
+    feats["fidgety_multidirectional"] = isotropic
     feats["spectral_peakedness"] = float(np.mean(peaks)) if peaks else 0.0
     return {k: (v if np.isfinite(v) else 0.0) for k, v in feats.items()}

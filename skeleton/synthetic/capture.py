@@ -138,9 +138,9 @@ class CaptureConditions:
         handheld = rng.random() < (0.7 if hard else 0.6)
         return cls(
             **framing,
-            noise_sigma=float(rng.uniform(0.008, 0.02) if hard else rng.uniform(0.004, 0.012)),
+            noise_sigma=float(rng.uniform(0.005, 0.015) if hard else rng.uniform(0.003, 0.010)),
             noise_rho=float(rng.uniform(0.7, 0.9)),
-            outlier_rate=float(rng.uniform(0.01, 0.03) if hard else rng.uniform(0.003, 0.015)),
+            outlier_rate=float(rng.uniform(0.01, 0.03) if hard else rng.uniform(0.003, 0.010)),
             dropout_rate=float(rng.uniform(0.10, 0.25) if hard else rng.uniform(0.05, 0.20)),
             dropout_run_s=float(rng.uniform(0.3, 1.5)),
             occlusion_per_min=float(rng.uniform(0.0, 2.0) if hard else rng.uniform(0.0, 1.0)),

@@ -15,10 +15,7 @@ import numpy as np
 from ..labels import write_labels_csv
 from ..recording import PoseRecording
 from .capture import CaptureConditions, sample_frame_size
-from .generate import (
-    ATYPICAL_CLASSES, FIDGETY_AGE_RANGE, MAX_TYPICAL_SEVERITY, MOVEMENT_CLASSES, SyntheticError, default_severity,
-    synthesize,
-)
+from .generate import ATYPICAL_CLASSES, MAX_TYPICAL_SEVERITY, SyntheticError, default_severity, synthesize
 from .traits import sample_infant
 
 AGE_BANDS = ("writhing", "fidgety", "mixed")
@@ -47,7 +44,7 @@ class CohortConfig:
     fps_choices: tuple[float, ...] = (25.0, 30.0)
     fps_weights: tuple[float, ...] = (0.4, 0.6)
     writhing_mix: tuple[tuple[str, float], ...] = DEFAULT_WRITHING_MIX
-    borderline_share: float | None = None  # share of infants with ambiguous severity; None: 0.1 (hidden 0.3)
+    borderline_share: float | None = None  # share of infants with ambiguous severity; None: 0.08 (hidden 0.15)
     infant_prefix: str = "syn"
 
     def __post_init__(self) -> None:
@@ -87,7 +84,7 @@ class CohortConfig:
     def effective_borderline_share(self) -> float:
         if self.borderline_share is not None:
             return self.borderline_share
-        return 0.3 if self.difficulty == "hidden" else 0.1
+        return 0.15 if self.difficulty == "hidden" else 0.08
 
     @property
     def effective_seconds(self) -> tuple[float, float]:
@@ -132,7 +129,7 @@ def _infant_severity(cfg: CohortConfig, kind: str, rng: np.random.Generator) -> 
     borderline = rng.random() < cfg.effective_borderline_share
     s = default_severity(kind, rng, borderline=borderline)
     if cfg.difficulty == "hidden" and not borderline and kind in ATYPICAL_CLASSES:
-        s = 0.25 + 0.6 * (s - 0.35) / 0.65  # milder on the whole: 0.25-0.85 instead of 0.35-1
+        s = 0.3 + 0.6 * (s - 0.4) / 0.6  # milder on the whole: 0.3-0.9 instead of 0.4-1
     return s
 
 
@@ -231,5 +228,4 @@ def generate_cohort(
     return entries
 
 
-__all__ = ["CohortConfig", "CohortEntry", "generate_cohort", "plan_cohort", "AGE_BANDS", "DIFFICULTIES", "MOVEMENT_CLASSES",
-           "FIDGETY_AGE_RANGE"]
+__all__ = ["CohortConfig", "CohortEntry", "generate_cohort", "plan_cohort", "AGE_BANDS", "DIFFICULTIES"]

@@ -57,14 +57,14 @@ def check_kind(kind: str) -> None:
 
 
 def default_severity(kind: str, rng: np.random.Generator, borderline: bool = False) -> float:
-    """A severity for ``kind``: atypical classes mostly clear (0.35-1), typical ones mostly ~0.
+    """A severity for ``kind``: atypical classes mostly clear (0.4-1), typical ones mostly ~0.
 
     ``borderline`` draws from the ambiguous middle (0.2-0.45) for either label.
     """
     if borderline:
         return float(rng.uniform(0.2, 0.45))
     if kind in ATYPICAL_CLASSES:
-        return float(0.35 + 0.65 * rng.beta(2.0, 1.2))
+        return float(0.4 + 0.6 * rng.beta(2.5, 1.2))
     return float(0.2 * rng.beta(1.0, 4.0))
 
 

@@ -24,6 +24,10 @@ meaning; a class is a blend of components:
 * ``fidgety``  — small (1-4 % BL) multidirectional 1-4 Hz movements of the
                  distal joints, head and trunk, present in most windows for
                  normal fidgety and almost never for absent fidgety.
+* stereotypy   — absent fidgety only: in place of FMs, runs of one-axis 1.5-2.5 Hz
+                 flexion-extension of single limbs with the FMs' energy, so speed
+                 statistics barely differ while direction variety and whole-body
+                 coordination do.
 
 A ``severity`` in [0, 1] sets how strongly the atypical pattern is expressed
 and for what share of the recording (quality varies within a session); an
@@ -35,13 +39,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import ndtri
 
 from . import signals as sig
 from .traits import InfantTraits
 
-WRITHING_PATTERNS = ("poor_repertoire", "cramped_synchronized", "chaotic")
-FIDGETY_PATTERNS = ("absent_fidgety",)
-LIMBS = ("left_arm", "right_arm", "left_leg", "right_leg")
+LIMBS = ("left_arm", "right_arm", "left_leg", "right_leg")  # order of the limb axis everywhere
 _SIDE = np.array([1.0, -1.0, 1.0, -1.0])  # +x for the left limbs
 _IS_ARM = np.array([True, True, False, False])
 
@@ -102,13 +105,11 @@ def _envelope(rng: np.random.Generator, n: int, fps: float, sigma: float, channe
 def _activity(rng: np.random.Generator, n: int, fps: float, traits: InfantTraits) -> tuple[np.ndarray, np.ndarray]:
     """Within-session state drift: (movement level, fidgety allowed), each [T].
 
-    Quiet spells (level ~0.15), active (1), fussing (1.6, and no fidgety movements).
+    Quiet spells (level 0.25), active (1), fussing (1.6, and no fidgety movements).
     """
     p_quiet = float(np.clip(1.0 - traits.activity + 0.1 * rng.standard_normal(), 0.03, 0.6))
     p_fuss = float(rng.uniform(0.0, 0.15))
     z = sig.lowpass_noise(rng, n, fps, 1, 8.0)[:, 0]
-    from scipy.special import ndtri
-
     lo, hi = ndtri(p_quiet), ndtri(1.0 - p_fuss) if p_fuss > 0 else np.inf
     level = np.where(z < lo, 0.25, np.where(z > hi, 1.6, 1.0))
     fussing = (z > hi).astype(float)
@@ -132,28 +133,28 @@ def _limb_gain(traits: InfantTraits) -> np.ndarray:
     return traits.amplitude_scale * side * bal
 
 
-def _gm(rng, n, fps, fs, coupling) -> np.ndarray:
+def _gm(rng, n, fps, fs, coupling, variability: float = 1.0, width: float = 0.55) -> np.ndarray:
     """Normal writhing component [T, 4, 2] (unit-ish scale)."""
-    own = sig.coloured_noise(rng, n, fps, 8, 0.7 * fs, 0.55).reshape(n, 4, 2)
-    shared = _mirror(sig.coloured_noise(rng, n, fps, 2, 0.7 * fs, 0.55))
-    env = _envelope(rng, n, fps, 0.6, 4, 0.15)[:, :, None]
+    own = sig.coloured_noise(rng, n, fps, 8, 0.7 * fs, width).reshape(n, 4, 2)
+    shared = _mirror(sig.coloured_noise(rng, n, fps, 2, 0.7 * fs, width))
+    env = _envelope(rng, n, fps, 0.6 * variability, 4, 0.15)[:, :, None]
     return env * (np.sqrt(1 - coupling) * own + np.sqrt(coupling) * shared)
 
 
-def _mono(rng, n, fps, fs, coupling, axes) -> np.ndarray:
+def _mono(rng, n, fps, fs, coupling, axes, variability: float = 1.0) -> np.ndarray:
     """Poor-repertoire component [T, 4, 2]: one narrow-band rhythm along a fixed axis per limb."""
-    f0 = rng.uniform(0.55, 0.9) * fs
+    f0 = rng.uniform(0.85, 1.3) * fs
     ang = rng.uniform(-0.45, 0.45, size=4)
     c, s = np.cos(ang), np.sin(ang)
     axis = np.stack([c * axes[:, 0] - s * axes[:, 1], s * axes[:, 0] + c * axes[:, 1]], axis=1)
     perp = np.stack([-axis[:, 1], axis[:, 0]], axis=1)
     rho = float(np.clip(0.35 + coupling, 0.0, 0.8))
-    u_own = sig.coloured_noise(rng, n, fps, 4, f0, 0.12)
-    u_shared = sig.coloured_noise(rng, n, fps, 1, f0, 0.12)
+    u_own = sig.coloured_noise(rng, n, fps, 4, f0, 0.1)
+    u_shared = sig.coloured_noise(rng, n, fps, 1, f0, 0.1)
     u = np.sqrt(1 - rho) * u_own + np.sqrt(rho) * u_shared
-    v = sig.coloured_noise(rng, n, fps, 4, f0, 0.12)
-    env = _envelope(rng, n, fps, 0.2, 4, 0.5)
-    return env[:, :, None] * (u[:, :, None] * axis[None] + 0.3 * v[:, :, None] * perp[None])
+    v = sig.coloured_noise(rng, n, fps, 4, f0, 0.1)
+    env = _envelope(rng, n, fps, 0.2 * variability, 4, 0.5)
+    return env[:, :, None] * (u[:, :, None] * axis[None] + 0.12 * v[:, :, None] * perp[None])
 
 
 def _burst_train(rng, n, fps, fs) -> np.ndarray:
@@ -165,7 +166,7 @@ def _burst_train(rng, n, fps, fs) -> np.ndarray:
     b = np.zeros(n)
     for t0 in onsets:  # a few dozen bursts per recording
         d = rng.uniform(0.5, 1.5) / np.sqrt(fs)
-        rise = rng.uniform(0.1, 0.18)
+        rise = rng.uniform(0.08, 0.15)
         amp = rng.uniform(0.7, 1.3)
         i0, i1 = int(t0 * fps), min(n, int((t0 + d + rise) * fps) + 1)
         tau = t[i0:i1] - t0
@@ -198,7 +199,7 @@ def _swipes(rng, n, fps, fs, rate_hz: np.ndarray) -> np.ndarray:
     out = np.zeros((n, 4, 2))
     for limb in range(4):
         for t0 in sig.poisson_times(rng, duration, rate_hz[limb]):
-            d = rng.uniform(0.35, 0.6) / fs
+            d = rng.uniform(0.5, 0.9) / fs
             i0, i1 = int(t0 * fps), min(n, int((t0 + d) * fps) + 1)
             u = (np.arange(i0, i1) / fps - t0) / d
             shape = np.sin(np.pi * sig.min_jerk_profile(u))  # out and back, min-jerk timing
@@ -228,26 +229,29 @@ def simulate_body(
     rng: np.random.Generator,
 ) -> BodyMotion:
     """Generate the body's movement. ``pattern`` is the atypical pattern blended in (None for none)."""
-    fs = traits.speed_scale
+    # This session's arousal shifts speed and size a little around the infant's own habits.
+    fs = traits.speed_scale * float(np.exp(0.15 * rng.standard_normal()))
+    session_amp = float(np.exp(0.2 * rng.standard_normal()))
     axes = flexion_axes()
-    gain = _limb_gain(traits)[None, :, None]
+    gain = session_amp * _limb_gain(traits)[None, :, None]
     level, fidgety_ok = _activity(rng, n, fps, traits)
     w = _expression(rng, n, fps, severity) if pattern else np.zeros(n)
     wl = w[:, None, None]
 
     trunk_angle = 0.04 * sig.coloured_noise(rng, n, fps, 1, 0.2 * fs, 0.6)[:, 0]
     trunk_scale = np.ones(n)
-    head_yaw = traits.head_turn_bias + 0.45 * sig.coloured_noise(rng, n, fps, 1, 0.08 * fs, 0.6)[:, 0]
-    head_tilt = 0.08 * sig.coloured_noise(rng, n, fps, 1, 0.15 * fs, 0.6)[:, 0]
-    head_offset = 0.004 * sig.coloured_noise(rng, n, fps, 2, 0.3 * fs, 0.6)
+    head = traits.head_mobility * np.sqrt(level)  # head turns are this infant's habit, and calm down in quiet spells
+    head_yaw = traits.head_turn_bias + 0.45 * head * sig.coloured_noise(rng, n, fps, 1, 0.1 * fs, 0.6)[:, 0]
+    head_tilt = 0.08 * head * sig.coloured_noise(rng, n, fps, 1, 0.15 * fs, 0.6)[:, 0]
+    head_offset = 0.005 * head[:, None] * sig.coloured_noise(rng, n, fps, 2, 0.4 * fs, 0.6)
     shoulder_offset = 0.003 * sig.coloured_noise(rng, n, fps, 2, 0.3 * fs, 0.6)
     swivel_var = np.ones(n)
     distal_var = np.ones(n)
 
     if age_band == "writhing":
-        move = 0.055 * _gm(rng, n, fps, fs, traits.coupling)
+        move = 0.055 * _gm(rng, n, fps, fs, traits.coupling, traits.variability, traits.bandwidth)
         if pattern == "poor_repertoire":
-            move = (1 - 0.75 * wl) * move + wl * 0.065 * _mono(rng, n, fps, fs, traits.coupling, axes)
+            move = (1 - 0.95 * wl) * move + wl * 0.085 * _mono(rng, n, fps, fs, traits.coupling, axes, traits.variability)
             swivel_var = 1 - 0.5 * w
             distal_var = 1 - 0.5 * w
         elif pattern == "cramped_synchronized":
@@ -255,9 +259,9 @@ def simulate_body(
             lag = rng.integers(0, max(1, int(0.04 * fps)) + 1, size=4)
             bl = np.stack([np.roll(b, k) for k in lag], axis=1)
             # between bursts the limbs still move together: one shared, mirrored, narrow-band residual
-            tonic = 0.025 * _mirror(sig.coloured_noise(rng, n, fps, 2, 0.6 * fs, 0.3))
+            tonic = 0.035 * _mirror(sig.coloured_noise(rng, n, fps, 2, 0.9 * fs, 0.3))
             tonic += 0.004 * sig.coloured_noise(rng, n, fps, 8, 0.6 * fs, 0.3).reshape(n, 4, 2)
-            cs = 0.13 * bl[:, :, None] * axes[None] + tonic
+            cs = 0.22 * bl[:, :, None] * axes[None] + tonic
             move = (1 - 0.92 * wl) * move + wl * cs
             trunk_scale = 1.0 - 0.04 * w * b  # trunk co-contracts with the limbs
             head_offset = head_offset + (w * b)[:, None] * np.array([0.0, -0.015])
@@ -277,30 +281,41 @@ def simulate_body(
         move = move * level[:, None, None]
         fm = np.zeros((n, 4, 2))
     else:
-        bg = 0.05 * sig.coloured_noise(rng, n, fps, 8, 0.45 * fs, 0.6).reshape(n, 4, 2)
-        bg = bg * _envelope(rng, n, fps, 0.5, 4, 0.3)[:, :, None]
-        bg = bg + 0.14 * _swipes(rng, n, fps, fs, np.array([0.06, 0.06, 0.03, 0.03]) * fs)
-        p_fm = rng.uniform(0.7, 1.0)
-        if pattern == "absent_fidgety":
-            along = (bg * axes[None]).sum(-1, keepdims=True) * axes[None]
-            bg = (1 + 0.1 * wl) * ((1 - 0.5 * wl) * bg + 0.5 * wl * along * 1.4)  # smoother, straighter strokes
-            p_t = p_fm * (1 - w) + 0.04 * w
-            fm_amp = 1 - 0.5 * w
-            swivel_var = 1 - 0.3 * w
-        elif pattern is None:
-            p_t = np.full(n, p_fm)
-            fm_amp = np.ones(n)
-        else:
+        if pattern not in (None, "absent_fidgety"):
             raise ValueError(f"pattern {pattern!r} does not belong to the fidgety age band")
+        wa = w[:, None, None]  # zero for typical infants with no lean
+        # Slow, larger movements well below the fidgety band (so fidgety energy is the FMs' own).
+        # Without FMs the other movements carry on: larger, straighter, no burstier, and with more
+        # brief kicks and swipes, so that plain speed/acceleration statistics only partly tell the
+        # classes apart while the small multidirectional movements themselves are gone.
+        env = _envelope(rng, n, fps, 0.5 * traits.variability, 4, 0.3)[:, :, None]
+        bg = 0.05 * sig.coloured_noise(rng, n, fps, 8, 0.25 * fs, 0.35).reshape(n, 4, 2) * env ** (1 - 0.8 * wa)
+        along = (bg * axes[None]).sum(-1, keepdims=True) * axes[None]
+        bg = (1 + 0.3 * wa) * ((1 - 0.5 * wa) * bg + 0.5 * wa * along * 1.4)
+        swipe_rate = np.array([0.03, 0.03, 0.015, 0.015]) * fs
+        bg = bg + 0.07 * _swipes(rng, n, fps, fs, swipe_rate)  # peaks 0.3-0.8 BL/s
+        if pattern == "absent_fidgety":
+            bg = bg + 0.07 * wa * _swipes(rng, n, fps, fs, 2.0 * swipe_rate)
+            head_offset = head_offset + 0.004 * w[:, None] * sig.coloured_noise(rng, n, fps, 2, 1.5 * fs, 0.4)
+            # In place of FMs: runs of stereotyped, one-directional flexion-extension of single limbs
+            # (cf. the arm/leg "stereotypy" that predicts CP, GMA_KINEMATICS §4). Same tempo and energy as
+            # FMs, so speed statistics barely see the difference, but one axis, one limb at a time.
+            runs = sig.soft_gate(rng, n, fps, 4, 0.6, 3.0, ramp_s=0.3)
+            f_st = rng.uniform(1.5, 2.5) * np.sqrt(fs)
+            u = sig.coloured_noise(rng, n, fps, 4, f_st, 0.15) * runs
+            bg = bg + 0.036 * traits.fidgety_scale * wa * u[:, :, None] * axes[None]
+        # Temporal organisation of FMs: continual (share ~1) to intermittent (~0.5) in typical infants.
+        p_fm = rng.uniform(0.4, 1.0)
+        p_t = p_fm * (1 - w) + 0.04 * w
+        fm_amp = 1 - 0.5 * w
+        swivel_var = 1 - 0.3 * w
         z = sig.lowpass_noise(rng, n, fps, 1, 2.5)[:, 0]
-        from scipy.special import ndtri
-
         fm_gate = sig.smooth((z < ndtri(np.clip(p_t, 1e-4, 1 - 1e-4))).astype(float), max(1, int(0.4 * fps)))
         fm_gate = fm_gate * fidgety_ok * fm_amp * traits.fidgety_scale
         fm_f = 2.0 * np.sqrt(fs)
-        fm = 0.011 * sig.coloured_noise(rng, n, fps, 8, fm_f, 0.35).reshape(n, 4, 2) * fm_gate[:, None, None]
-        head_offset = head_offset + 0.007 * sig.coloured_noise(rng, n, fps, 2, fm_f, 0.35) * fm_gate[:, None]
-        head_yaw = head_yaw + 0.05 * sig.coloured_noise(rng, n, fps, 1, fm_f, 0.35)[:, 0] * fm_gate
+        fm = 0.018 * sig.coloured_noise(rng, n, fps, 8, fm_f, 0.3).reshape(n, 4, 2) * fm_gate[:, None, None]
+        head_offset = head_offset + 0.0025 * sig.coloured_noise(rng, n, fps, 2, fm_f, 0.35) * fm_gate[:, None]
+        head_yaw = head_yaw + 0.015 * sig.coloured_noise(rng, n, fps, 1, fm_f, 0.35)[:, 0] * fm_gate
         shoulder_offset = shoulder_offset + 0.004 * sig.coloured_noise(rng, n, fps, 2, fm_f, 0.35) * fm_gate[:, None]
         trunk_angle = trunk_angle + 0.01 * sig.coloured_noise(rng, n, fps, 1, fm_f, 0.35)[:, 0] * fm_gate
         distal_var = distal_var + 0.8 * fm_gate
@@ -315,7 +330,7 @@ def simulate_body(
     seg_diff = np.abs(np.array([traits.upper_arm - traits.forearm] * 2 + [traits.thigh - traits.shank] * 2))
     endpoints = roots[None] + _soft_reach(endpoints - roots[None], 0.97 * reach, seg_diff + 0.3 * reach)
 
-    swivel = 0.75 + 0.15 * swivel_var[:, None] * sig.coloured_noise(rng, n, fps, 4, 0.5 * fs, 0.6)
+    swivel = traits.swivel + 0.15 * swivel_var[:, None] * sig.coloured_noise(rng, n, fps, 4, 0.5 * fs, 0.6)
     distal_angle = 0.3 * distal_var[:, None] * sig.coloured_noise(rng, n, fps, 4, 0.6 * fs, 0.6)
     foot_fore = np.clip(0.6 + 0.15 * sig.coloured_noise(rng, n, fps, 2, 0.4 * fs, 0.6), 0.3, 1.0)
     hip_centre = 0.004 * sig.coloured_noise(rng, n, fps, 2, 0.3 * fs, 0.6)

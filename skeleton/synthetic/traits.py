@@ -8,7 +8,6 @@ statistic, so a classifier has to look at movement *structure*.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -56,14 +55,14 @@ class InfantTraits:
     flexion: float = 0.5  # 0..1: how flexed the resting posture is
     head_turn_bias: float = 0.0  # preferred head turn (radians, + = towards the infant's left)
     fidgety_scale: float = 1.0  # size of this infant's fidgety movements when present
+    head_mobility: float = 1.0  # how much this infant turns and moves its head
+    variability: float = 1.0  # how strongly this infant's movement waxes and wanes (scales envelope depth)
+    bandwidth: float = 0.55  # spread of this infant's movement tempo (log-frequency width of its spectrum)
+    swivel: float = 0.75  # how flat (1) or lifted (lower) this infant usually holds elbows and knees
     coupling: float = 0.0  # personal tendency of limbs to move together (adds to the class's synchrony)
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _stable_hash(text: str) -> int:
-    return zlib.crc32(text.encode("utf-8"))
 
 
 def sample_infant(rng: np.random.Generator, infant_id: str) -> InfantTraits:
@@ -87,13 +86,17 @@ def sample_infant(rng: np.random.Generator, infant_id: str) -> InfantTraits:
         shank=seg(0.14),
         foot=seg(0.07),
         # speed ×0.6-1.6 overall (GMA_KINEMATICS §7) = frequency × amplitude scale.
-        speed_scale=float(np.exp(np.clip(0.25 * rng.standard_normal(), -0.5, 0.5))),
-        amplitude_scale=float(np.exp(np.clip(0.3 * rng.standard_normal(), -0.6, 0.6))),
+        speed_scale=float(np.exp(np.clip(0.3 * rng.standard_normal(), -0.6, 0.6))),
+        amplitude_scale=float(np.exp(np.clip(0.35 * rng.standard_normal(), -0.7, 0.7))),
         activity=float(rng.uniform(0.4, 0.95)),
         side_preference=float(np.clip(0.25 * rng.standard_normal(), -0.6, 0.6)),
         arm_leg_balance=float(np.clip(0.25 * rng.standard_normal(), -0.6, 0.6)),
         flexion=float(rng.uniform(0.0, 1.0)),
         head_turn_bias=float(0.3 * rng.standard_normal()),
-        fidgety_scale=float(np.exp(0.25 * rng.standard_normal())),
+        fidgety_scale=float(np.exp(np.clip(0.25 * rng.standard_normal(), -0.6, 0.6))),
+        head_mobility=float(np.exp(np.clip(0.4 * rng.standard_normal(), -0.9, 0.9))),
+        variability=float(np.exp(np.clip(0.3 * rng.standard_normal(), -0.7, 0.7))),
+        bandwidth=float(rng.uniform(0.4, 0.7)),
+        swivel=float(rng.uniform(0.6, 0.85)),
         coupling=float(rng.uniform(0.0, 0.2)),
     )
