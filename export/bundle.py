@@ -120,6 +120,7 @@ class InputContract:
             raise BundleError(
                 f"frame rate {fps:g} fps is outside what this model supports "
                 f"({self.fps_min:g}-{self.fps_max:g} fps)"
+                + ("; please record at 30 frames per second, the usual camera setting" if fps < self.fps_min else "")
             )
         if num_frames < self.min_frames:
             raise BundleError(

@@ -23,7 +23,7 @@ from cogma import NOT_FOR_CLINICAL_USE
 from .errors import AppError, ScorerError, VideoError
 from .pose.backend import PoseBackend, PoseStats, ProgressFn
 from .scoring import Scorer, band_for, open_scorer
-from .video import VIDEO_SUFFIXES
+from .video import VIDEO_SUFFIXES, stride_for
 
 # Below this median brightness (0-255) the picture is too dark for reliable pose estimation.
 MIN_BRIGHTNESS = 40.0
@@ -119,11 +119,15 @@ def app_checks(stats: PoseStats | None, rec: PoseRecording) -> list[str]:
     return reasons
 
 
-def _fit_length(rec: PoseRecording, scorer: Scorer) -> tuple[PoseRecording, list[str]]:
-    """A recording longer than the model reads is scored on its first part, and the result says so."""
+def _fit_contract(rec: PoseRecording, scorer: Scorer) -> tuple[PoseRecording, list[str]]:
+    """What the model reads of a recording: faster ones thinned to the model's frame rate (every n-th
+    frame, as for videos), longer ones cut to their first part; the result says when it was cut."""
     from dataclasses import replace
 
     c = scorer.bundle.input_contract
+    stride = stride_for(rec.fps, c.fps_max)
+    if stride > 1:
+        rec = replace(rec, keypoints=rec.keypoints[::stride], fps=rec.fps / stride)
     if rec.num_frames <= c.max_frames:
         return rec, []
     cut = replace(rec, keypoints=rec.keypoints[: c.max_frames])
@@ -200,7 +204,7 @@ def screen(
     if reasons:
         result.advice = "Please record again; the reasons above say what to change."
         return _finish(result, t0, say)
-    scored, cut_warnings = _fit_length(rec, scorer)
+    scored, cut_warnings = _fit_contract(rec, scorer)
     try:
         t1 = time.perf_counter()
         say(_POSE_SHARE + 0.05, "Scoring the movements")

@@ -82,6 +82,27 @@ def test_recording_outside_the_contract_is_refused_before_the_runtime(recordings
         scorer.score(short)
 
 
+def test_a_fast_recording_is_thinned_and_a_slow_one_refused_with_the_reason(recordings, scorer, tmp_path):
+    """60 fps keypoints are scored at 30 fps (every 2nd frame, as for videos); too slow a rate is named."""
+    from dataclasses import replace
+
+    from skeleton.recording import load_recording
+
+    rec = load_recording(recordings["typical"])
+    doubled = np.repeat(rec.keypoints, 2, axis=0)  # the same movement at 60 fps
+    fast = replace(rec, keypoints=doubled, fps=2 * rec.fps).save(tmp_path / "fast.npz")
+    result = screen(fast, scorer=scorer)
+    assert result.scorable and result.fps == pytest.approx(60.0)
+    assert result.risk == pytest.approx(screen(recordings["typical"], scorer=scorer).risk, abs=1e-6)
+    c = scorer.bundle.input_contract
+    slow_fps = c.fps_min - 3.5
+    slow = replace(rec, keypoints=rec.keypoints[: int(65 * slow_fps)], fps=slow_fps)  # 65 s: long enough to score
+    slow = slow.save(tmp_path / "slow.npz")
+    result = screen(slow, scorer=scorer)
+    assert not result.scorable and result.risk is None
+    assert any(f"{slow_fps:g}" in r for r in result.reasons), result.reasons
+
+
 def tampered_copy(bundle_dir: Path, dest: Path) -> Path:
     shutil.copytree(bundle_dir, dest)
     pte = dest / "model.pte"

@@ -7,8 +7,8 @@ import torch
 from skeleton.mapping import convert, get_mapping
 from skeleton.schemas import INFANT_20
 from training.models import FACTORIES, build_model, count_parameters, spatial_graph
-from training.models.preprocess import SkeletonPreprocess
-from training.models.student import MAX_PARAMETERS, MediaPipeToInfant20, student_demo
+from training.models.preprocess import FusedSkeletonPreprocess, SkeletonPreprocess
+from training.models.student import MAX_PARAMETERS, MediaPipeToInfant20, student_demo, student_tiny
 
 
 def _moving_infant20(t: int = 600, fps: float = 30.0, seed: int = 0) -> np.ndarray:
@@ -89,6 +89,71 @@ def test_invisible_joints_and_padding_do_not_leak():
     hidden[:, INFANT_20["left_wrist"], 2] = 0.0
     c, _ = pre(torch.from_numpy(hidden)[None], torch.tensor([30.0]))
     assert torch.all(c[0, :, :, INFANT_20["left_wrist"]] == 0)
+
+
+def _fused_as_reference(feats: torch.Tensor) -> torch.Tensor:
+    """Fused ``[B, G, 7 * 20]`` -> the reference layout ``[B, 7, G, 20]``."""
+    b, g, _ = feats.shape
+    return feats.reshape(b, g, 7, 20).permute(0, 2, 1, 3)
+
+
+@pytest.mark.parametrize("fps", [30.0, 25.0, 24.0])
+def test_fused_preprocess_equals_the_reference(fps):
+    """The phone's fused preprocessing computes the teacher's features, hidden joints included."""
+    kp = _moving_infant20(t=700, fps=fps, seed=3)
+    rng = np.random.default_rng(4)
+    kp[rng.uniform(size=kp.shape[:2]) < 0.1, 2] = 0.2  # scattered low-visibility joints
+    kp[100:130, INFANT_20["neck"], 2] = 0.0  # a gap in the trunk: masked frames
+    x, f = torch.from_numpy(kp)[None], torch.tensor([fps])
+    ref, ref_mask = SkeletonPreprocess()(x, f, grid_len=400)
+    ours, mask = FusedSkeletonPreprocess()(x, f, grid_len=400)
+    assert 0 < ref_mask.sum() < 400 and ref_mask.min() == 0.0
+    np.testing.assert_array_equal(mask.numpy(), ref_mask.numpy())
+    np.testing.assert_allclose(_fused_as_reference(ours).numpy(), ref.numpy(), atol=1e-4)
+
+
+def test_fused_preprocess_folds_the_mediapipe_mapping():
+    rng = np.random.default_rng(5)
+    mp = np.concatenate([rng.uniform(0.3, 0.7, (600, 33, 2)), rng.uniform(0.3, 1.0, (600, 33, 1))], -1)
+    x, f = torch.from_numpy(mp.astype(np.float32))[None], torch.tensor([30.0])
+    pre = FusedSkeletonPreprocess()
+    ours, mask = pre(x, f, grid_len=300, schema="mediapipe33")
+    ref, ref_mask = pre(MediaPipeToInfant20()(x), f, grid_len=300, schema="infant20")
+    np.testing.assert_array_equal(mask.numpy(), ref_mask.numpy())
+    np.testing.assert_allclose(ours.numpy(), ref.numpy(), atol=1e-5)
+
+
+def test_student_eval_folding_equals_the_training_path():
+    """Eval mode folds batch norms, rotation and the stem into constants: same numbers as unfolded."""
+    torch.manual_seed(0)
+    model = student_tiny()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    model.eval()
+    kp = torch.from_numpy(_moving_infant20(t=600, seed=6))[None]
+    with torch.no_grad():
+        folded = model.score_infant20(kp, torch.tensor([30.0]))
+        model.training = True  # the model's own branch only: batch norms and dropout stay in eval mode
+        unfolded = model.score_infant20(kp, torch.tensor([30.0]))
+    np.testing.assert_allclose(folded.window_logits.numpy(), unfolded.window_logits.numpy(), atol=1e-4)
+
+
+def test_student_forward_on_mediapipe_equals_scoring_the_mapped_skeleton():
+    """The phone's entry point (padded grid, folded mapping) scores like the training entry point."""
+    torch.manual_seed(0)
+    model = student_demo().eval()
+    rng = np.random.default_rng(7)
+    mp = np.concatenate([rng.uniform(0.4, 0.6, (900, 33, 2)), np.ones((900, 33, 1))], -1).astype(np.float32)
+    x, f = torch.from_numpy(mp)[None], torch.tensor([30.0])
+    with torch.no_grad():
+        phone = model(x, f)
+        out = model.score_infant20(MediaPipeToInfant20()(x), f, grid_len=450)
+    np.testing.assert_allclose(phone.numpy(), model.calibrated(out.logit, out.logit_sd).numpy(), atol=1e-5)
 
 
 def test_student_output_is_a_probability_with_an_interval():

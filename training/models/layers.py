@@ -104,3 +104,51 @@ def masked_window_pool(values: Tensor, mask: Tensor, window: int, stride: int) -
     pooled = nn.functional.avg_pool1d(values * mask[:, None, :], window, stride)
     coverage = nn.functional.avg_pool1d(mask[:, None, :], window, stride)
     return pooled / coverage.clamp_min(1e-6), coverage[:, 0]
+
+
+# ---------------------------------------------------------------------------------------------- student
+
+
+class SeparableBlock(nn.Module):
+    """Depthwise temporal convolution (kernel ``k x 1``, stride ``stride``) -> pointwise convolution ->
+    batch norm, with a residual, ReLU and the mask re-applied.
+
+    Tensors are ``[N, C, 1, T]``: conv2d only, with no reshape between layers, so XNNPACK keeps the
+    whole backbone in its channels-last layout (a reshape forces a transpose on both sides) and
+    folds the batch norms into the convolutions. (Time is the last axis: with ``[N, C, T, 1]``
+    int8 re-export guards on the symbolic length through a stride comparison.)"""
+
+    def __init__(self, cin: int, cout: int, kernel_size: int, stride: int, dropout: float = 0.0):
+        super().__init__()
+        self.stride = stride
+        pad = (kernel_size - 1) // 2
+        self.depthwise = nn.Conv2d(cin, cin, (1, kernel_size), (1, stride), (0, pad), groups=cin, bias=False)
+        self.pointwise = nn.Conv2d(cin, cout, 1, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+        self.drop = nn.Dropout(dropout)
+        if cin != cout:
+            self.res: nn.Module = nn.Sequential(nn.Conv2d(cin, cout, 1, (1, stride), bias=False), nn.BatchNorm2d(cout))
+        elif stride != 1:  # same width: the residual just keeps every stride-th sample
+            self.res = nn.AvgPool2d((1, 1), (1, stride))
+        else:
+            self.res = nn.Identity()
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        """``mask [N, 1, 1, T']``: the mask at this block's output rate (:func:`downsample_mask_2d`)."""
+        y = self.drop(self.bn(self.pointwise(self.depthwise(x))))
+        # zero outside the recording again, so masked samples and padding look identical
+        return torch.relu(y + self.res(x)) * mask
+
+
+def downsample_mask_2d(mask: Tensor, stride: int) -> Tensor:
+    """``[N, 1, 1, T]`` mask at the centres of a stride-``stride`` 'same'-padded ``1 x k`` convolution."""
+    if stride == 1:
+        return mask
+    return nn.functional.avg_pool2d(mask, (1, 1), (1, stride))
+
+
+def masked_window_pool_2d(values: Tensor, mask: Tensor, window: int, stride: int) -> tuple[Tensor, Tensor]:
+    """:func:`masked_window_pool` for ``values [N, C, 1, T]`` and ``mask [N, 1, 1, T]`` (pooling stays 4-D)."""
+    pooled = nn.functional.avg_pool2d(values * mask, (1, window), (1, stride)).squeeze(2)
+    coverage = nn.functional.avg_pool2d(mask, (1, window), (1, stride)).squeeze(2)
+    return pooled / coverage.clamp_min(1e-6), coverage[:, 0]

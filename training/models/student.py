@@ -2,11 +2,20 @@
 
 ``forward(landmarks [1, T, 33, 3], fps [1]) -> [1, 3] = (risk, risk_low, risk_high)``.
 Everything from raw MediaPipe-33 landmarks to the score happens inside:
-joint mapping to Infant-20 (``skeleton.mapping`` weights as a buffer; a derived
-joint is as visible as its least visible source), centring, rotation and
-scale normalisation, velocities and resampling to a 15 Hz grid
-(:class:`SkeletonPreprocess`), a light ST-GCN with separable temporal
-convolutions, and scoring over ~10 s windows.
+joint mapping to Infant-20 (``skeleton.mapping`` weights; a derived joint is as
+visible as its least visible source), centring, rotation and scale
+normalisation, velocities and resampling to a 15 Hz grid
+(:class:`FusedSkeletonPreprocess`: the teacher's features, computed the way
+ExecuTorch/XNNPACK runs fast), then a temporal convolutional network over the
+flattened joint features and scoring over ~10 s windows.
+
+Built for the phone (ExecuTorch/XNNPACK, Core ML): every weight is a constant
+of the exported program, the backbone is conv1d only in one ``[N, C, T]``
+layout (batch norms fold into the convolutions), time is halved twice in the
+first two blocks, and the grid has ``(T - 1) * 15 / fps_min + 1`` samples —
+the fewest that hold a recording at the lowest supported frame rate (the
+sample count must not depend on the *value* of ``fps``; at higher rates its
+tail is masked).
 
 Score and interval: each window gets a logit; the recording's logit is the
 mean over windows fully inside the recording, ``risk = sigmoid(a * mean + b)``
@@ -30,19 +39,22 @@ from torch import Tensor, nn
 from skeleton.errors import CogmaError
 from skeleton.mapping import get_mapping
 
-from .graph import spatial_graph
-from .layers import GraphConv, SeparableTemporalConv, downsample_mask, masked_window_pool, residual
-from .preprocess import NUM_FEATURES, SkeletonPreprocess
+from .layers import SeparableBlock, downsample_mask_2d, masked_window_pool_2d
+from .preprocess import FusedSkeletonPreprocess, GridParts
 
-# Input contract: 30 s to 10 min at 15-60 fps.
-FPS_MIN, FPS_MAX = 15.0, 60.0
+# Input contract: 30 s to 10 min of phone video. 23.5 fps admits "24p" (23.976) recordings; 31 fps admits
+# variable-frame-rate "30 fps" video (which reports 30.0x). Faster video is thinned to this range by the app
+# (every n-th frame: 60 -> 30, 50 -> 25, 48 -> 24, 120 -> 30): the model reads 15 Hz, so more frames add only cost.
+FPS_MIN, FPS_MAX = 23.5, 31.0
 MIN_SECONDS, MAX_SECONDS = 30.0, 600.0
-MIN_FRAMES = math.ceil(MIN_SECONDS * FPS_MIN)  # 450
-MAX_FRAMES = math.ceil(MAX_SECONDS * FPS_MAX)  # 36000
+MIN_FRAMES = math.ceil(MIN_SECONDS * FPS_MIN)  # 705
+MAX_FRAMES = math.ceil(MAX_SECONDS * FPS_MAX)  # 18600
 MAX_PARAMETERS = 100_000
 CHECKPOINT_FORMAT = "cogma.student"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: conv1d student over FusedSkeletonPreprocess (1: ST-GCN student, not loadable)
 OUTPUT_NAMES = ("risk", "risk_low", "risk_high")
+NUM_JOINTS = 20
+NUM_FEATURES = 5 * NUM_JOINTS  # x, y, vx, vy, seen (bones are positions' differences: redundant here)
 
 
 class StudentError(CogmaError):
@@ -51,7 +63,8 @@ class StudentError(CogmaError):
 
 @dataclass(frozen=True)
 class StudentConfig:
-    channels: tuple[int, ...] = (32, 48, 64, 64)
+    stem_channels: int = 64
+    channels: tuple[int, ...] = (64, 96, 96, 96)
     strides: tuple[int, ...] = (2, 2, 1, 1)
     kernel_size: int = 9
     grid_fps: float = 15.0
@@ -84,7 +97,10 @@ class StudentOutput(NamedTuple):
 
 
 class MediaPipeToInfant20(nn.Module):
-    """``[B, T, 33, 3]`` MediaPipe landmarks -> ``[B, T, 20, 3]`` Infant-20, exactly as ``skeleton.mapping``."""
+    """``[B, T, 33, 3]`` MediaPipe landmarks -> ``[B, T, 20, 3]`` Infant-20, exactly as ``skeleton.mapping``.
+
+    The reference the student's folded mapping (inside :class:`FusedSkeletonPreprocess`) is tested against.
+    """
 
     def __init__(self):
         super().__init__()
@@ -96,42 +112,21 @@ class MediaPipeToInfant20(nn.Module):
         xy = torch.matmul(self.weights, landmarks[..., :2])
         vis = landmarks[..., 2]
         # visibility of a derived joint = min over its sources (1.0 is neutral: visibility <= 1)
-        # (arithmetic, not torch.where: Core ML does not broadcast a where's condition)
         vis = (vis[..., None, :] * self.sources + (1.0 - self.sources)).amin(dim=-1)
         return torch.cat([xy, vis[..., None]], dim=-1)
-
-
-class StudentBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, partitions: Tensor, stride: int, kernel_size: int, dropout: float):
-        super().__init__()
-        self.stride = stride
-        self.gcn = GraphConv(cin, cout, partitions)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.tcn = SeparableTemporalConv(cout, cout, kernel_size, stride)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.drop = nn.Dropout(dropout)
-        self.res = residual(cin, cout, stride)
-
-    def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        y = torch.relu(self.bn1(self.gcn(x)))
-        y = self.drop(self.bn2(self.tcn(y)))
-        mask = downsample_mask(mask, self.stride)
-        # zero outside the recording again so that padding and masked samples look identical
-        return torch.relu(y + self.res(x)) * mask[:, None, :, None], mask
 
 
 class Student(nn.Module):
     def __init__(self, config: StudentConfig = StudentConfig()):
         super().__init__()
         self.config = config
-        partitions = torch.from_numpy(spatial_graph().partitions)
-        v = partitions.shape[-1]
-        self.to_infant20 = MediaPipeToInfant20()
-        self.preprocess = SkeletonPreprocess(config.grid_fps)
-        self.data_bn = nn.BatchNorm1d(NUM_FEATURES * v)
-        blocks, cin = [], NUM_FEATURES
+        self.preprocess = FusedSkeletonPreprocess(("infant20", "mediapipe33"), config.grid_fps)
+        self.data_bn = nn.BatchNorm1d(NUM_FEATURES)
+        self.stem = nn.Linear(NUM_FEATURES, config.stem_channels, bias=False)
+        self.stem_bn = nn.BatchNorm1d(config.stem_channels)
+        blocks, cin = [], config.stem_channels
         for cout, stride in zip(config.channels, config.strides):
-            blocks.append(StudentBlock(cin, cout, partitions, stride, config.kernel_size, config.dropout))
+            blocks.append(SeparableBlock(cin, cout, config.kernel_size, stride, config.dropout))
             cin = cout
         self.blocks = nn.ModuleList(blocks)
         self.head = nn.Linear(cin, 1)
@@ -139,24 +134,87 @@ class Student(nn.Module):
         self.register_buffer("calib_scale", torch.ones(()))
         self.register_buffer("calib_bias", torch.zeros(()))
         self.register_buffer("interval_z", torch.tensor(float(config.interval_z)))
+        # data_bn -> rotation/scale -> stem -> stem_bn folded into constant matrices in eval mode (see _fold)
+        c0, v2 = config.stem_channels, 2 * NUM_JOINTS
+        for name, shape in (("fold_along", (c0, 2 * v2)), ("fold_across", (c0, 2 * v2)), ("fold_seen", (c0, v2)),
+                            ("fold_bias", (c0,))):
+            self.register_buffer(name, torch.zeros(shape), persistent=False)
+        self.register_load_state_dict_post_hook(lambda module, _keys: module._fold() if not module.training else None)
 
     @property
     def embedding_dim(self) -> int:
         return self.config.channels[-1]
 
-    def score_infant20(
-        self, keypoints: Tensor, fps: Tensor, lengths: Tensor | None = None, grid_len: int | None = None
-    ) -> StudentOutput:
-        """Infant-20 keypoints ``[B, T, 20, 3]`` -> window logits and embedding (training uses this)."""
-        x, mask = self.preprocess(keypoints, fps, lengths, grid_len)
-        n, c, t, v = x.shape
-        x = self.data_bn(x.permute(0, 1, 3, 2).reshape(n, c * v, t)).reshape(n, c, v, t).permute(0, 1, 3, 2)
-        x = x * mask[:, None, :, None]
-        for block in self.blocks:
-            x, mask = block(x, mask)
-        feats = x.mean(dim=3)  # [B, C, T']
+    def grid_length(self, frames: int) -> int:
+        """Grid samples for ``frames`` input frames: enough for a recording at ``FPS_MIN``."""
+        return self.preprocess.grid_length(frames, FPS_MIN)
+
+    def train(self, mode: bool = True) -> "Student":
+        super().train(mode)
+        if not mode:
+            self._fold()
+        return self
+
+    @torch.no_grad()
+    def _fold(self) -> None:
+        """Eval mode: ``stem_bn(stem(data_bn(features)))`` as constant matrices on the unrotated grid parts.
+
+        The features are ``turn(position), turn(velocity), seen`` with ``turn(x) = along * x + across *
+        sign * swap(x)`` (rotation and scale); both batch norms are affine in eval mode, so the stem's
+        pre-activation is ``along * A @ [p, v] + across * B @ [p, v] + S @ seen + c``. Buffers, not
+        tensors derived in ``forward``: XNNPACK takes a matrix product only with constant weights.
+        Recomputed on every ``eval()`` and when weights are loaded in eval mode.
+        """
+        bn, sbn = self.data_bn, self.stem_bn
+        a = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        b = bn.bias - bn.running_mean * a
+        g = sbn.weight / torch.sqrt(sbn.running_var + sbn.eps)
+        w = self.stem.weight  # [C0, 100]
+        folded = g[:, None] * w * a[None, :]
+        v2 = 2 * NUM_JOINTS
+        pre = self.preprocess
+        turned = torch.diag(pre.swap_sign) @ pre.swap  # x -> sign * swap(x)
+        moving = folded[:, : 2 * v2]
+        self.fold_along.copy_(moving)
+        self.fold_across.copy_(torch.cat([moving[:, i: i + v2] @ turned for i in (0, v2)], dim=1))
+        self.fold_seen.zero_()
+        self.fold_seen[:, :NUM_JOINTS] = folded[:, 2 * v2:]
+        self.fold_bias.copy_(g * (w @ b) + sbn.bias - sbn.running_mean * g)
+
+    def features(self, p: GridParts) -> Tensor:
+        """``[G, 100]``: rotated and scaled positions and velocities, and seen flags (training path)."""
+        turn = self.preprocess.turn
+        return torch.cat([turn(p.position, p), turn(p.velocity, p), p.seen[:, :NUM_JOINTS]], dim=1) * p.mask
+
+    def _stem_folded(self, p: GridParts) -> Tensor:
+        """``[G, C0]``: the stem's output from the grid parts with the folded constants (eval mode)."""
+        lin = nn.functional.linear
+        moving = torch.cat([p.position, p.velocity], dim=1)  # [G, 80]
+        y = lin(moving, self.fold_along) * p.along + lin(moving, self.fold_across) * p.across
+        return torch.relu(y + lin(p.seen, self.fold_seen, self.fold_bias)) * p.mask
+
+    def _backbone_input(self, parts: list[GridParts]) -> tuple[Tensor, Tensor]:
+        """Stem output ``[B, C0, 1, G]`` and mask ``[B, 1, 1, G]``."""
+        mask = torch.stack([p.mask[:, 0] for p in parts])[:, None, None, :]
+        if not self.training:
+            x = torch.stack([self._stem_folded(p) for p in parts])
+        else:
+            feats = torch.stack([self.features(p) for p in parts])  # [B, G, 100]
+            x = self.data_bn(feats.transpose(1, 2)).transpose(1, 2)
+            x = torch.relu(self.stem_bn(self.stem(x).transpose(1, 2)).transpose(1, 2))
+        # contiguous: a channels-last-strided backbone input makes int8 re-export guard on the grid length
+        return x.transpose(1, 2).contiguous()[:, :, None, :] * mask, mask
+
+    def score_parts(self, parts: list[GridParts]) -> StudentOutput:
+        x, mask = self._backbone_input(parts)
+        masks = []
+        for block in self.blocks:  # every block's mask first, so the backbone is one unbroken chain
+            mask = downsample_mask_2d(mask, block.stride)
+            masks.append(mask)
+        for block, m in zip(self.blocks, masks):
+            x = block(x, m)
         cfg = self.config
-        window_feats, coverage = masked_window_pool(feats, mask, cfg.window_steps, cfg.window_stride)
+        window_feats, coverage = masked_window_pool_2d(x, mask, cfg.window_steps, cfg.window_stride)
         # the linear head as a weighted channel sum: no matmul over the dynamic window axis (export guards)
         window_logits = (window_feats * self.head.weight[0][None, :, None]).sum(dim=1) + self.head.bias  # [B, W]
         # windows wholly inside the recording count; partial ones only if there is nothing else
@@ -167,6 +225,19 @@ class Student(nn.Module):
         embedding = (weights[:, None, :] * window_feats).sum(dim=2) / total[:, None]
         return StudentOutput(logit, torch.sqrt(var + 1e-8), embedding, window_logits, weights)
 
+    def score_infant20(
+        self, keypoints: Tensor, fps: Tensor, lengths: Tensor | None = None, grid_len: int | None = None
+    ) -> StudentOutput:
+        """Infant-20 keypoints ``[B, T, 20, 3]`` -> window logits and embedding (training uses this).
+
+        Each recording is cut to its length (``lengths``); all share a grid of ``grid_len`` samples."""
+        b, t = keypoints.shape[0], keypoints.shape[1]
+        g = self.grid_length(t) if grid_len is None else grid_len
+        fps = fps.to(keypoints.dtype).reshape(b)
+        parts = [self.preprocess.parts(keypoints[i, : (t if lengths is None else int(lengths[i]))], fps[i: i + 1], g,
+                                       "infant20") for i in range(b)]
+        return self.score_parts(parts)
+
     def calibrated(self, logit: Tensor, logit_sd: Tensor) -> Tensor:
         """``[B, 3]`` = sigmoid of the calibrated logit and of its interval ends."""
         half = self.interval_z * logit_sd
@@ -174,18 +245,21 @@ class Student(nn.Module):
         return torch.sigmoid(self.calib_scale * z + self.calib_bias)
 
     def forward(self, landmarks: Tensor, fps: Tensor) -> Tensor:
-        out = self.score_infant20(self.to_infant20(landmarks), fps)
+        """``landmarks [1, T, 33, 3]`` raw MediaPipe-33, ``fps [1]`` -> ``[1, 3]`` (risk, risk_low, risk_high)."""
+        g = self.grid_length(landmarks.shape[1])
+        out = self.score_parts([self.preprocess.parts(landmarks, fps, g, "mediapipe33")])
         return self.calibrated(out.logit, out.logit_sd)
 
 
 def student_demo() -> Student:
-    """The shipped demo student (about 45k parameters)."""
+    """The shipped demo student."""
     return Student(StudentConfig())
 
 
 def student_tiny() -> Student:
     """A smaller student for tests."""
-    return Student(StudentConfig(channels=(16, 24), strides=(2, 2), window_steps=40, window_stride=20))
+    return Student(StudentConfig(stem_channels=16, channels=(16, 24), strides=(2, 2), window_steps=40,
+                                 window_stride=20))
 
 
 def count_parameters(model: nn.Module) -> int:
