@@ -30,19 +30,6 @@ class GraphConv(nn.Module):
         return out
 
 
-class SeparableTemporalConv(nn.Module):
-    """Depthwise temporal convolution then a pointwise one (cheap enough for a phone)."""
-
-    def __init__(self, channels: int, out_channels: int, kernel_size: int = 9, stride: int = 1):
-        super().__init__()
-        pad = (kernel_size - 1) // 2
-        self.depthwise = nn.Conv2d(channels, channels, (kernel_size, 1), (stride, 1), (pad, 0), groups=channels)
-        self.pointwise = nn.Conv2d(channels, out_channels, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.pointwise(self.depthwise(x))
-
-
 class TemporalConv(nn.Module):
     """Plain ST-GCN temporal convolution (kernel ``k x 1``)."""
 
@@ -95,17 +82,6 @@ def downsample_mask(mask: Tensor, stride: int) -> Tensor:
     return nn.functional.avg_pool1d(mask[:, None, :], kernel_size=1, stride=stride)[:, 0]
 
 
-def masked_window_pool(values: Tensor, mask: Tensor, window: int, stride: int) -> tuple[Tensor, Tensor]:
-    """Mean of ``values [N, C, T]`` over windows of the real (``mask [N, T]``) samples.
-
-    Returns ``(window_means [N, C, W], window_coverage [N, W])``; coverage is the
-    share of real samples in each window. ``avg_pool1d`` keeps it export-friendly.
-    """
-    pooled = nn.functional.avg_pool1d(values * mask[:, None, :], window, stride)
-    coverage = nn.functional.avg_pool1d(mask[:, None, :], window, stride)
-    return pooled / coverage.clamp_min(1e-6), coverage[:, 0]
-
-
 # ---------------------------------------------------------------------------------------------- student
 
 
@@ -148,7 +124,10 @@ def downsample_mask_2d(mask: Tensor, stride: int) -> Tensor:
 
 
 def masked_window_pool_2d(values: Tensor, mask: Tensor, window: int, stride: int) -> tuple[Tensor, Tensor]:
-    """:func:`masked_window_pool` for ``values [N, C, 1, T]`` and ``mask [N, 1, 1, T]`` (pooling stays 4-D)."""
+    """Mean of ``values [N, C, 1, T]`` over windows of the real (``mask [N, 1, 1, T]``) samples.
+
+    Returns ``(window_means [N, C, W], window_coverage [N, W])``; coverage is the share of real
+    samples in each window. ``avg_pool2d`` keeps it export-friendly and the pooling 4-D."""
     pooled = nn.functional.avg_pool2d(values * mask, (1, window), (1, stride)).squeeze(2)
     coverage = nn.functional.avg_pool2d(mask, (1, window), (1, stride)).squeeze(2)
     return pooled / coverage.clamp_min(1e-6), coverage[:, 0]
