@@ -17,6 +17,7 @@ from typing import Any, Callable
 from skeleton.errors import RecordingError
 from skeleton.quality import DEFAULT_THRESHOLDS, QualityThresholds, assess
 from skeleton.recording import PoseRecording, load_recording
+from skeleton.timing import resample_fps
 
 from cogma import NOT_FOR_CLINICAL_USE
 
@@ -120,19 +121,26 @@ def app_checks(stats: PoseStats | None, rec: PoseRecording) -> list[str]:
 
 
 def _fit_contract(rec: PoseRecording, scorer: Scorer) -> tuple[PoseRecording, list[str]]:
-    """What the model reads of a recording: faster ones thinned to the model's frame rate (every n-th
-    frame, as for videos), longer ones cut to their first part; the result says when it was cut."""
+    """What the model reads of a recording, and what the result should say about it: faster ones
+    thinned to the model's frame rate (every n-th frame, as for videos), slower ones interpolated up
+    to it (the model reads 15 samples per second, so a 15-23 fps recording holds what it needs),
+    longer ones cut to their first part."""
     from dataclasses import replace
 
     c = scorer.bundle.input_contract
+    notes = []
     stride = stride_for(rec.fps, c.fps_max)
     if stride > 1:
         rec = replace(rec, keypoints=rec.keypoints[::stride], fps=rec.fps / stride)
-    if rec.num_frames <= c.max_frames:
-        return rec, []
-    cut = replace(rec, keypoints=rec.keypoints[: c.max_frames])
-    minutes = c.max_frames / rec.fps / 60.0
-    return cut, [f"Only the first {minutes:.0f} minutes of the recording were used."]
+    elif rec.fps < c.fps_min:
+        target = min(max(30.0, c.fps_min), c.fps_max)
+        notes.append(f"The video was recorded at {rec.fps:g} frames per second; the in-between frames were "
+                     f"interpolated to {target:g} for the model. 30 frames per second is best.")
+        rec = replace(rec, keypoints=resample_fps(rec.keypoints, rec.fps, target), fps=target)
+    if rec.num_frames > c.max_frames:
+        rec = replace(rec, keypoints=rec.keypoints[: c.max_frames])
+        notes.append(f"Only the first {c.max_frames / rec.fps / 60.0:.0f} minutes of the recording were used.")
+    return rec, notes
 
 
 def screen(

@@ -23,6 +23,7 @@ import numpy as np
 
 from skeleton.recording import COORD_LIMIT, MAX_FPS, MIN_FPS, PoseRecording
 from skeleton.schemas import JointSchema, get_schema
+from skeleton.timing import interpolate_frames, resample_fps
 
 
 def _seen(kp: np.ndarray) -> np.ndarray:
@@ -91,26 +92,6 @@ def joint_dropout(kp: np.ndarray, rng: np.random.Generator, *, p_joint: float, m
     return out
 
 
-def interpolate_frames(kp: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """Keypoints at fractional frame positions ``times`` (clipped to the recording).
-
-    Between two seen frames x and y are interpolated linearly; where either
-    neighbour is unseen the nearer frame is copied, so a gap never turns into a
-    joint sliding to (0, 0).
-    """
-    t = kp.shape[0]
-    times = np.clip(np.asarray(times, dtype=np.float64), 0, t - 1)
-    i0 = np.floor(times).astype(int)
-    i1 = np.minimum(i0 + 1, t - 1)
-    w = (times - i0)[:, None, None]
-    a, b = kp[i0].astype(np.float64), kp[i1].astype(np.float64)
-    mixed = (1 - w) * a + w * b
-    nearest = np.where(w < 0.5, a, b)
-    both_seen = (a[..., 2] > 0) & (b[..., 2] > 0)
-    out = np.where(both_seen[..., None], mixed, nearest)
-    return out.astype(kp.dtype)
-
-
 def time_warp(kp: np.ndarray, rng: np.random.Generator, *, strength: float, n_knots: int = 4) -> np.ndarray:
     """A smooth monotone re-timing: local speed varies by about ±``strength``; length and ends are kept."""
     t = kp.shape[0]
@@ -121,15 +102,6 @@ def time_warp(kp: np.ndarray, rng: np.random.Generator, *, strength: float, n_kn
     knots = knots / knots[-1] * (t - 1)  # warped time of each knot, ends fixed
     even = np.linspace(0, t - 1, n_knots + 1)
     times = np.interp(np.arange(t), even, knots)
-    return interpolate_frames(kp, times)
-
-
-def resample_fps(kp: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
-    """The same time span sampled at ``fps_out`` (linear interpolation between seen frames)."""
-    if fps_in == fps_out:
-        return kp.copy()
-    n_out = max(2, int(round(kp.shape[0] * fps_out / fps_in)))
-    times = np.arange(n_out) * (fps_in / fps_out)
     return interpolate_frames(kp, times)
 
 

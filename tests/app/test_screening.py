@@ -15,6 +15,7 @@ from cogma import NOT_FOR_CLINICAL_USE
 from mobile_app.errors import ScorerError
 from mobile_app.pipeline import screen
 from mobile_app.scoring import BANDS, Score, band_for, open_scorer
+from skeleton.timing import resample_fps
 
 REPO = Path(__file__).resolve().parents[2]
 JSON_KEYS = {"risk", "band", "interval", "scorable", "reasons", "model_version", "not_for_clinical_use"}
@@ -82,25 +83,42 @@ def test_recording_outside_the_contract_is_refused_before_the_runtime(recordings
         scorer.score(short)
 
 
-def test_a_fast_recording_is_thinned_and_a_slow_one_refused_with_the_reason(recordings, scorer, tmp_path):
-    """60 fps keypoints are scored at 30 fps (every 2nd frame, as for videos); too slow a rate is named."""
+def test_fast_and_slow_recordings_are_fitted_to_the_models_frame_rate(recordings, scorer, tmp_path):
+    """60 fps keypoints are scored at 30 fps (every 2nd frame, as for videos); 20 fps ones are
+    interpolated up to 30 and the result says so; the same movement scores alike at every rate."""
     from dataclasses import replace
 
     from skeleton.recording import load_recording
 
     rec = load_recording(recordings["typical"])
+    at_30 = screen(recordings["typical"], scorer=scorer)
     doubled = np.repeat(rec.keypoints, 2, axis=0)  # the same movement at 60 fps
     fast = replace(rec, keypoints=doubled, fps=2 * rec.fps).save(tmp_path / "fast.npz")
     result = screen(fast, scorer=scorer)
     assert result.scorable and result.fps == pytest.approx(60.0)
-    assert result.risk == pytest.approx(screen(recordings["typical"], scorer=scorer).risk, abs=1e-6)
+    assert result.risk == pytest.approx(at_30.risk, abs=1e-6)
     c = scorer.bundle.input_contract
-    slow_fps = c.fps_min - 3.5
-    slow = replace(rec, keypoints=rec.keypoints[: int(65 * slow_fps)], fps=slow_fps)  # 65 s: long enough to score
-    slow = slow.save(tmp_path / "slow.npz")
-    result = screen(slow, scorer=scorer)
+    assert c.fps_min > 20.0
+    for name in ("typical", "atypical"):
+        rec = load_recording(recordings[name])
+        slow = replace(rec, keypoints=resample_fps(rec.keypoints, rec.fps, 20.0), fps=20.0)  # the same 75 s at 20 fps
+        result = screen(slow.save(tmp_path / f"slow_{name}.npz"), scorer=scorer)
+        assert result.scorable and result.fps == pytest.approx(20.0)
+        assert any("interpolated" in w and "20 frames per second" in w for w in result.warnings), result.warnings
+        at_30 = screen(recordings[name], scorer=scorer)
+        assert result.risk == pytest.approx(at_30.risk, abs=0.05)
+
+
+def test_a_recording_below_the_quality_checks_frame_rate_is_refused_with_the_reason(recordings, scorer, tmp_path):
+    from dataclasses import replace
+
+    from skeleton.recording import load_recording
+
+    rec = load_recording(recordings["typical"])
+    slow = replace(rec, keypoints=rec.keypoints[::3], fps=10.0)  # 75 s at 10 fps
+    result = screen(slow.save(tmp_path / "slow.npz"), scorer=scorer)
     assert not result.scorable and result.risk is None
-    assert any(f"{slow_fps:g}" in r for r in result.reasons), result.reasons
+    assert any("frame" in r.lower() and "10" in r for r in result.reasons), result.reasons
 
 
 def tampered_copy(bundle_dir: Path, dest: Path) -> Path:
