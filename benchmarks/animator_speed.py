@@ -267,8 +267,9 @@ def mode_probe(args) -> dict:
     return out
 
 
-def _scaling_worker(queue, args_dict, clips):
+def _scaling_worker(queue, args_dict, clips, gpu):
     args = argparse.Namespace(**args_dict)
+    torch.cuda.set_device(gpu)  # "cuda" below means this worker's GPU
     torch.manual_seed(0)
     pipe = build(args, torch.bfloat16)
     poses = pose_frames(recording(16), (args.width, args.height))
@@ -291,16 +292,19 @@ def _wait_for_go() -> float:  # all workers start timing together once every one
 
 
 def mode_scaling(args) -> dict:
-    """Throughput (frames/s) of 1 and 2 worker processes sharing one GPU, 16-frame clips, eager bf16."""
+    """Throughput (frames/s) of worker processes, 16-frame clips, eager bf16: 1 and 2 workers sharing
+    one GPU, then one worker per GPU on every GPU of the machine (when it has several)."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    out = {"gpus": torch.cuda.device_count(), "rows": []}
-    for workers in (1, 2):
+    gpus = torch.cuda.device_count()
+    out = {"gpus": gpus, "rows": []}
+    layouts = [[0], [0, 0]] + ([list(range(gpus))] if gpus > 1 else [])
+    for layout in layouts:
         if os.path.exists("/tmp/animator_scaling_go"):
             os.remove("/tmp/animator_scaling_go")
         q = ctx.Queue()
-        procs = [ctx.Process(target=_scaling_worker, args=(q, vars(args), args.clips)) for _ in range(workers)]
+        procs = [ctx.Process(target=_scaling_worker, args=(q, vars(args), args.clips, gpu)) for gpu in layout]
         for p in procs:
             p.start()
         for _ in procs:
@@ -311,7 +315,7 @@ def mode_scaling(args) -> dict:
             p.join()
         wall = max(r[1] for r in results)
         frames = sum(r[2] for r in results)
-        row = {"workers_on_one_gpu": workers, "frames": frames, "seconds": round(wall, 2),
+        row = {"workers": len(layout), "gpus_used": len(set(layout)), "frames": frames, "seconds": round(wall, 2),
                "frames_per_second": round(frames / wall, 3)}
         out["rows"].append(row)
         print(json.dumps(row), flush=True)

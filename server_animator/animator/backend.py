@@ -131,8 +131,8 @@ class Animator:
         self.face_embedder = face_model.embed if face_model else None
         pose_model = qa.configured_pose_model(settings.pose_model)
         self.pose_model_path = pose_model
-        if settings.compile:
-            self.pipe.compile()
+        if settings.compile:  # UNet and VAE decoder (benchmarks/animator_speed.py, docs/animator.md)
+            self.pipe.compile(vae=True)
 
     def _load_pipeline(self):
         from diffusers.utils import logging as diffusers_logging
