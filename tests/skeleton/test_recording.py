@@ -1,6 +1,5 @@
 import io
 import json
-import pickle
 import subprocess
 import sys
 import zipfile
