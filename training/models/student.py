@@ -10,8 +10,8 @@ ExecuTorch/XNNPACK runs fast), then a temporal convolutional network over the
 flattened joint features and scoring over ~10 s windows.
 
 Built for the phone (ExecuTorch/XNNPACK, Core ML): every weight is a constant
-of the exported program, the backbone is conv1d only in one ``[N, C, T]``
-layout (batch norms fold into the convolutions), time is halved twice in the
+of the exported program, the backbone is convolutions over time in one
+``[N, C, 1, T]`` layout (batch norms fold into them), time is halved twice in the
 first two blocks, and the grid has ``(T - 1) * 15 / fps_min + 1`` samples —
 the fewest that hold a recording at the lowest supported frame rate (the
 sample count must not depend on the *value* of ``fps``; at higher rates its
