@@ -7,6 +7,7 @@ the result says why, in words a tired parent can act on.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -136,7 +137,8 @@ def _fit_contract(rec: PoseRecording, scorer: Scorer) -> tuple[PoseRecording, li
         target = min(max(30.0, c.fps_min), c.fps_max)
         notes.append(f"The video was recorded at {rec.fps:g} frames per second; the in-between frames were "
                      f"interpolated to {target:g} for the model. 30 frames per second is best.")
-        rec = replace(rec, keypoints=resample_fps(rec.keypoints, rec.fps, target), fps=target)
+        kept = rec.keypoints[: math.ceil(c.max_frames * rec.fps / target) + 1]  # no more than the model reads
+        rec = replace(rec, keypoints=resample_fps(kept, rec.fps, target), fps=target)
     if rec.num_frames > c.max_frames:
         rec = replace(rec, keypoints=rec.keypoints[: c.max_frames])
         notes.append(f"Only the first {c.max_frames / rec.fps / 60.0:.0f} minutes of the recording were used.")

@@ -109,6 +109,24 @@ def test_fast_and_slow_recordings_are_fitted_to_the_models_frame_rate(recordings
         assert result.risk == pytest.approx(at_30.risk, abs=0.05)
 
 
+def test_a_recording_longer_than_the_model_reads_is_scored_on_its_start_and_says_so(recordings, scorer, tmp_path):
+    from dataclasses import replace
+
+    from skeleton.recording import load_recording
+
+    rec = load_recording(recordings["atypical"])
+    c = scorer.bundle.input_contract
+    repeats = c.max_frames // rec.num_frames + 1
+    long = replace(rec, keypoints=np.tile(rec.keypoints, (repeats, 1, 1)))  # > 10 minutes at 30 fps
+    result = screen(long.save(tmp_path / "long.npz"), scorer=scorer)
+    assert result.scorable and result.frames == long.num_frames
+    assert any("Only the first 10 minutes" in w for w in result.warnings), result.warnings
+    slow = replace(long, keypoints=resample_fps(long.keypoints, long.fps, 20.0), fps=20.0)
+    result = screen(slow.save(tmp_path / "long_slow.npz"), scorer=scorer)
+    assert result.scorable
+    assert any("interpolated" in w for w in result.warnings) and any("Only the first" in w for w in result.warnings)
+
+
 def test_a_recording_below_the_quality_checks_frame_rate_is_refused_with_the_reason(recordings, scorer, tmp_path):
     from dataclasses import replace
 
