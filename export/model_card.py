@@ -48,9 +48,11 @@ def render(manifest: dict, meta: dict | None = None) -> str:
         "## Out-of-scope uses", "",
         "- Diagnosing cerebral palsy or any other condition, or deciding on treatment.",
         "- Replacing a GMA by a trained clinician, or reassuring parents whose infant worries them.",
-        f"- Recordings outside the input contract (other pose estimators or joint schemas, fewer than "
-        f"{contract['min_frames']} or more than {contract['max_frames']} frames, frame rates outside "
-        f"{contract['fps_min']:g}-{contract['fps_max']:g} fps): the app refuses them.",
+        f"- Recordings outside the input contract: other pose estimators or joint schemas, or fewer than "
+        f"{contract['min_frames']} frames — the app refuses them. The runtime reads {contract['fps_min']:g}-"
+        f"{contract['fps_max']:g} fps and at most {contract['max_frames']} frames: the app thins faster "
+        "recordings, interpolates slower ones (down to the quality check's minimum) and scores the first part "
+        "of longer ones, and says so with the result.",
         "- Infants not lying on their back, crying or fussing, held, dressed so that limbs are hidden, or outside "
         "the writhing (term to ~8 weeks corrected) and fidgety (9-20 weeks corrected) age ranges.",
     ]
