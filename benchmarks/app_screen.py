@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--bundle", default="", help="model bundle (default: the shipped demo bundle)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "app_screen.json")
     args = parser.parse_args(argv)
+    if args.seconds < 60.0:  # the score of the recording is timed too, and the model needs a scorable length
+        parser.error("--seconds must be at least 60 (a shorter recording is not scored)")
 
     from mobile_app.sample_media import FRAME_SIZE, make_video
 
