@@ -61,6 +61,19 @@ def _match_statistics(x: torch.Tensor, like: torch.Tensor, eps: float = 1e-5) ->
     return ((x.float() - mean_x) * (std_l / (std_x + eps)) + mean_l).to(x.dtype)
 
 
+def _split_context(attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None,
+                   num_tokens: int, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``encoder_hidden_states`` = [image tokens; ``num_tokens`` face-ID tokens] -> (normalised image
+    context, face-ID tokens), both in the hidden states' dtype."""
+    if encoder_hidden_states is None or encoder_hidden_states.shape[1] <= num_tokens:
+        raise ValueError(f"{what} needs image tokens followed by {num_tokens} face-ID tokens")
+    context = encoder_hidden_states[:, :-num_tokens].to(hidden_states.dtype)
+    id_tokens = encoder_hidden_states[:, -num_tokens:].to(hidden_states.dtype)
+    if attn.norm_cross:
+        context = attn.norm_encoder_hidden_states(context)
+    return context, id_tokens
+
+
 class IDCrossAttnProcessor(nn.Module):
     """Spatial cross-attention over [image tokens; ``num_tokens`` face-ID tokens]."""
 
@@ -87,13 +100,8 @@ class IDCrossAttnProcessor(nn.Module):
         attention_mask: torch.Tensor | None = None,
         temb: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        if encoder_hidden_states is None or encoder_hidden_states.shape[1] <= self.num_tokens:
-            raise ValueError(f"ID cross-attention needs image tokens followed by {self.num_tokens} face-ID tokens")
         residual = hidden_states
-        context = encoder_hidden_states[:, : -self.num_tokens].to(hidden_states.dtype)
-        id_tokens = encoder_hidden_states[:, -self.num_tokens :].to(hidden_states.dtype)
-        if attn.norm_cross:
-            context = attn.norm_encoder_hidden_states(context)
+        context, id_tokens = _split_context(attn, hidden_states, encoder_hidden_states, self.num_tokens, "ID cross-attention")
         query = attn.to_q(hidden_states)
         image_out = multi_head_attention(query, attn.to_k(context), attn.to_v(context), attn.heads, self.backend)
         id_out = multi_head_attention(query, self.id_to_k(id_tokens), self.id_to_v(id_tokens), attn.heads, self.backend)
@@ -116,12 +124,9 @@ class FaceFreeTemporalAttnProcessor:
         attention_mask: torch.Tensor | None = None,
         temb: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        if encoder_hidden_states is None or encoder_hidden_states.shape[1] <= self.num_tokens:
-            raise ValueError(f"temporal cross-attention needs image tokens followed by {self.num_tokens} face tokens")
         residual = hidden_states
-        context = encoder_hidden_states[:, : -self.num_tokens].to(hidden_states.dtype)
-        if attn.norm_cross:
-            context = attn.norm_encoder_hidden_states(context)
+        context, _ = _split_context(attn, hidden_states, encoder_hidden_states, self.num_tokens,
+                                    "temporal cross-attention")
         if context.shape[1] == 1:
             # One key: the output is to_out(value) for every query; project once, then broadcast.
             out = attn.to_out[1](attn.to_out[0](attn.to_v(context))).expand_as(hidden_states)
