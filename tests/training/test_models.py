@@ -190,3 +190,27 @@ def test_windowed_models_give_one_score_per_recording(name):
     assert out.logit.shape == (2,)
     assert out.embedding.shape == (2, model.embed_dim)
     np.testing.assert_allclose(out.window_weights.sum(dim=1).detach().numpy(), 1.0, atol=1e-5)
+
+
+def test_student_batch_preprocessing_equals_one_recording_at_a_time():
+    """Training scores a padded batch in one pass; the phone's program does one recording: same numbers,
+    in training mode too."""
+    torch.manual_seed(0)
+    model = student_demo()
+    recs = [_moving_infant20(t=t, fps=fps, seed=s) for t, fps, s in ((600, 30.0, 1), (750, 25.0, 2), (700, 24.0, 3))]
+    batch = torch.zeros(3, 750, 20, 3)
+    for i, r in enumerate(recs):
+        batch[i, : len(r)] = torch.from_numpy(r)
+    fps, lengths = torch.tensor([30.0, 25.0, 24.0]), torch.tensor([600, 750, 700])
+    pre = model.preprocess
+    together = pre.parts_batch(batch, fps, lengths, 400, "infant20")
+    for i, r in enumerate(recs):
+        alone = pre.parts(torch.from_numpy(r), fps[i: i + 1], 400, "infant20")
+        for name, a, b in zip(alone._fields, alone, together):
+            np.testing.assert_allclose(b[i].numpy(), a.reshape(b[i].shape).numpy(), atol=1e-5, err_msg=name)
+    model.train()
+    torch.manual_seed(1)
+    one = model.score_parts(pre.parts(torch.from_numpy(recs[0]), fps[:1], 400, "infant20"))
+    torch.manual_seed(1)
+    first = model.score_parts(pre.parts_batch(batch[:1, :600], fps[:1], lengths[:1], 400, "infant20"))
+    np.testing.assert_allclose(one.window_logits.detach().numpy(), first.window_logits.detach().numpy(), atol=1e-5)

@@ -28,7 +28,7 @@ trunk is seen).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -135,7 +135,9 @@ def _sources(weights: np.ndarray) -> list[list[int]]:
 
 
 class GridParts(NamedTuple):
-    """One recording on the grid, before rotation and scale (see :class:`FusedSkeletonPreprocess`)."""
+    """Recordings on the grid, before rotation and scale (see :class:`FusedSkeletonPreprocess`).
+
+    Shapes are for one recording; a batch (:meth:`FusedSkeletonPreprocess.parts_batch`) puts ``B`` first."""
 
     position: Tensor  # [G, 2V] x then y of each joint, centred, masked by seen
     velocity: Tensor  # [G, 2V] native-rate central differences in input units per second
@@ -143,6 +145,15 @@ class GridParts(NamedTuple):
     mask: Tensor  # [G, 1] 1 inside the recording where the trunk is seen
     along: Tensor  # [1, 1] rotation and scale: x' = along * x + across * y,
     across: Tensor  # [1, 1]                     y' = along * y - across * x
+
+
+class _Frames(NamedTuple):
+    """Per-frame quantities of :meth:`FusedSkeletonPreprocess._frames` (any leading dimensions)."""
+
+    seen2: Tensor  # [..., T, 2V]
+    ok: Tensor  # [..., T, 1]
+    rel: Tensor  # [..., T, 2V]
+    stats: Tensor  # [..., T, 4]: (x^2 + y^2) seen, number seen, body axis x, y — for frames whose trunk is seen
 
 
 class FusedSkeletonPreprocess(nn.Module):
@@ -257,26 +268,18 @@ class FusedSkeletonPreprocess(nn.Module):
 
     def forward(self, keypoints: Tensor, fps: Tensor, lengths: Tensor | None = None, grid_len: int | None = None,
                 schema: str = "infant20") -> tuple[Tensor, Tensor]:
-        """``[B, T, J, 3]`` keypoints of ``schema`` -> ``(features [B, G, 140], mask [B, G])``.
-
-        Recordings are processed one at a time (``B`` is a static shape; the phone's program has
-        ``B = 1``), each cut to its length, so batch padding never enters the statistics."""
+        """``[B, T, J, 3]`` keypoints of ``schema`` -> ``(features [B, G, 140], mask [B, G])``."""
         b, t = keypoints.shape[0], keypoints.shape[1]
-        g = t if grid_len is None else grid_len
-        fps = fps.to(keypoints.dtype).reshape(b)
-        out = []
-        for i in range(b):
-            n = t if lengths is None else int(lengths[i])
-            parts = self.parts(keypoints[i, :n], fps[i: i + 1], g, schema)
-            out.append((self.features(parts), parts.mask[:, 0]))
-        return torch.stack([f for f, _ in out]), torch.stack([m for _, m in out])
+        lengths = torch.full((b,), t, device=keypoints.device) if lengths is None else lengths
+        p = self.parts_batch(keypoints, fps.reshape(b), lengths, t if grid_len is None else grid_len, schema)
+        return self.features(p), p.mask[..., 0]
 
     def features(self, p: GridParts) -> Tensor:
-        """``[G, 140]`` rotated, scaled and masked features from :meth:`parts`."""
-        v = p.seen.shape[1] // 2
+        """``[..., G, 140]`` rotated, scaled and masked features from :meth:`parts` or :meth:`parts_batch`."""
+        v = p.seen.shape[-1] // 2
         lin = nn.functional.linear
         bone = lin(p.position, self.bone) * torch.relu(lin(p.seen, self.bone_seen, self.bone_seen_bias))
-        feats = [self.turn(p.position, p), self.turn(p.velocity, p), self.turn(bone, p), p.seen[:, :v]]
+        feats = [self.turn(p.position, p), self.turn(p.velocity, p), self.turn(bone, p), p.seen[..., :v]]
         return torch.cat(feats, dim=-1) * p.mask
 
     def turn(self, x: Tensor, p: GridParts) -> Tensor:
@@ -284,44 +287,69 @@ class FusedSkeletonPreprocess(nn.Module):
         return x * p.along + nn.functional.linear(x, self.swap) * (p.across * self.swap_sign)
 
     def parts(self, keypoints: Tensor, fps: Tensor, grid_len: int, schema: str) -> GridParts:
-        """One recording ``[T, J, 3]`` (or ``[1, T, J, 3]``) at ``fps [1]`` on a grid of ``grid_len`` samples.
+        """One recording ``[T, J, 3]`` (or ``[1, T, J, 3]``) at ``fps [1]`` on a grid of ``grid_len`` samples:
+        the phone's program.
 
         Two-dimensional throughout: a reshape that merges a batch dimension into the symbolic
-        grid length makes torch.export guard on it."""
+        grid length makes torch.export guard on it; and ``index_select`` with 1-D indices is the
+        fast gather in ExecuTorch."""
         t, j = keypoints.shape[-3], keypoints.shape[-2]
+        f = self._frames(keypoints.reshape(t, 3 * j), schema)
+        sums = f.stats.sum(dim=0, keepdim=True, dtype=torch.float64).to(keypoints.dtype)  # [1, 4]
+        last = torch.ones_like(fps) * (t - 1)  # [1]; a tensor, so a symbolic T stays an integer
+        return self._on_grid(f, sums, fps, last, grid_len, lambda x, i: x.index_select(0, i))
+
+    def parts_batch(self, keypoints: Tensor, fps: Tensor, lengths: Tensor, grid_len: int, schema: str) -> GridParts:
+        """A zero-padded batch ``[B, T, J, 3]`` at ``fps [B]``, each recording ``lengths [B]`` frames long, at
+        once (training and evaluation): the numbers of :meth:`parts` for each recording cut to its length."""
+        b, t, j = keypoints.shape[0], keypoints.shape[1], keypoints.shape[2]
+        f = self._frames(keypoints.reshape(b, t, 3 * j), schema)
+        inside = (torch.arange(t, device=keypoints.device)[None, :] < lengths[:, None]).to(keypoints.dtype)
+        sums = (f.stats * inside[..., None]).sum(dim=1, keepdim=True, dtype=torch.float64).to(keypoints.dtype)
+        last = (lengths.to(fps.dtype) - 1.0)[:, None]  # [B, 1]
+
+        def take(x: Tensor, i: Tensor) -> Tensor:  # x [B, T, C], i [B, G] -> [B, G, C]
+            return torch.gather(x, 1, i[..., None].expand(-1, -1, x.shape[-1]))
+
+        return self._on_grid(f, sums, fps[:, None], last, grid_len, take)
+
+    def _frames(self, flat: Tensor, schema: str) -> _Frames:
+        """Per-frame quantities from flattened frames ``[..., T, 3 * J]`` (x, y, visibility per joint)."""
         c = lambda name: getattr(self, f"{schema}_{name}")  # noqa: E731 - constant of this input schema
         lin = nn.functional.linear
-        flat = keypoints.reshape(t, 3 * j)
         # (constant matrix products pick columns: a column gather is a slow portable kernel in ExecuTorch)
         seen_in = torch.clamp(torch.floor(lin(flat, c("vis"), c("vis_bias"))) + 1.0, 0.0, 1.0)  # [T, U]: vis >= 0.5
         seen2 = torch.relu(lin(seen_in, c("seen2"), c("seen2_bias")))  # [T, 2V]
         ok = torch.relu(lin(seen_in, c("ok"), c("ok_bias")))  # [T, 1]: the whole trunk is seen
         rel = lin(flat, c("rel")) * seen2  # [T, 2V]: joint - trunk centre where seen
-        # per frame: sum (x^2 + y^2) seen, number seen, body axis; for frames whose trunk is seen
-        per_frame = (lin(rel * rel, self.stats_sq) + lin(seen2, self.stats_seen) + lin(flat, c("stats_axis"))) * ok
-        sums = per_frame.sum(dim=0, keepdim=True, dtype=torch.float64).to(keypoints.dtype)  # [1, 4]
-        sq, count, ax, ay = sums.split(1, dim=1)
+        stats = (lin(rel * rel, self.stats_sq) + lin(seen2, self.stats_seen) + lin(flat, c("stats_axis"))) * ok
+        return _Frames(seen2, ok, rel, stats)
+
+    def _on_grid(self, f: _Frames, sums: Tensor, fps: Tensor, last: Tensor, grid_len: int,
+                 take: Callable[[Tensor, Tensor], Tensor]) -> GridParts:
+        """Rotation/scale from the recording sums and resampling onto the grid. ``fps`` and ``last`` are
+        ``[1]`` for one recording or ``[B, 1]`` for a batch; ``take(x, index)`` gathers frames."""
+        sq, count, ax, ay = sums.split(1, dim=-1)
         ay = ay - 1e-6  # no frame seen: keep upright
         norm = torch.sqrt(ax * ax + ay * ay)
         scale = torch.sqrt(sq / count.clamp_min(1.0)).clamp_min(1e-3)
         # u = axis / |axis| is turned to "up" (0, -1): x' = -uy x + ux y, y' = -ux x - uy y; then / scale
         along, across = -ay / (norm * scale), ax / (norm * scale)
 
-        last = torch.ones_like(fps) * (t - 1)  # [1]; a tensor, so a symbolic T stays an integer
-        pos = torch.arange(grid_len, device=keypoints.device).to(fps.dtype) * (fps / self.grid_fps)  # [G] in frames
+        pos = torch.arange(grid_len, device=fps.device).to(fps.dtype) * (fps / self.grid_fps)  # [..., G] in frames
         valid = (pos <= last + 1e-3).to(fps.dtype)
         base = torch.floor(pos)
-        frac = (pos - base)[:, None]
+        frac = (pos - base)[..., None]
         # the frames around each sample, in float (exact integers) and cast once: i0 - 1, i0, i1 = i0 + 1, i1 + 1
         i0 = torch.minimum(base, last)
         i1 = torch.minimum(base + 1.0, last)
         index = [x.to(torch.int64) for x in (torch.clamp(i0 - 1.0, min=0.0), i0, i1, torch.minimum(i1 + 1.0, last))]
-        ra, rp, rq, rd = (rel.index_select(0, i) for i in index)
-        sa, sp, sq_, sd = (seen2.index_select(0, i) for i in index)
+        ra, rp, rq, rd = (take(f.rel, i) for i in index)
+        sa, sp, sq_, sd = (take(f.seen2, i) for i in index)
         both = sp * sq_  # a joint is seen at a grid sample if it is at both neighbouring frames
         position = (rp + (rq - rp) * frac) * both
         vel0 = (rq - ra) * (sa * both)  # central differences at the native rate, each needing
         vel1 = (rd - rp) * (sd * both)  # both of its neighbours seen
-        velocity = (vel0 + (vel1 - vel0) * frac) * (0.5 * fps)
-        mask = valid[:, None] * ok.index_select(0, index[1]) * ok.index_select(0, index[2])
+        velocity = (vel0 + (vel1 - vel0) * frac) * (0.5 * fps[..., None])
+        mask = valid[..., None] * take(f.ok, index[1]) * take(f.ok, index[2])
         return GridParts(position, velocity, both, mask, along, across)

@@ -184,28 +184,35 @@ class Student(nn.Module):
     def features(self, p: GridParts) -> Tensor:
         """``[G, 100]``: rotated and scaled positions and velocities, and seen flags (training path)."""
         turn = self.preprocess.turn
-        return torch.cat([turn(p.position, p), turn(p.velocity, p), p.seen[:, :NUM_JOINTS]], dim=1) * p.mask
+        return torch.cat([turn(p.position, p), turn(p.velocity, p), p.seen[..., :NUM_JOINTS]], dim=-1) * p.mask
 
     def _stem_folded(self, p: GridParts) -> Tensor:
         """``[G, C0]``: the stem's output from the grid parts with the folded constants (eval mode)."""
         lin = nn.functional.linear
-        moving = torch.cat([p.position, p.velocity], dim=1)  # [G, 80]
+        moving = torch.cat([p.position, p.velocity], dim=-1)  # [..., G, 80]
         y = lin(moving, self.fold_along) * p.along + lin(moving, self.fold_across) * p.across
         return torch.relu(y + lin(p.seen, self.fold_seen, self.fold_bias)) * p.mask
 
-    def _backbone_input(self, parts: list[GridParts]) -> tuple[Tensor, Tensor]:
-        """Stem output ``[B, C0, 1, G]`` and mask ``[B, 1, 1, G]``."""
-        mask = torch.stack([p.mask[:, 0] for p in parts])[:, None, None, :]
+    def _backbone_input(self, p: GridParts) -> tuple[Tensor, Tensor]:
+        """Stem output ``[B, C0, 1, G]`` and mask ``[B, 1, 1, G]`` from grid parts of a batch or of one
+        recording (the phone's program, two-dimensional until here: see ``FusedSkeletonPreprocess.parts``)."""
+        one = p.mask.dim() == 2
         if not self.training:
-            x = torch.stack([self._stem_folded(p) for p in parts])
+            x, mask = self._stem_folded(p), p.mask[..., 0]
+            if one:
+                x, mask = torch.stack([x]), torch.stack([mask])
         else:
-            feats = torch.stack([self.features(p) for p in parts])  # [B, G, 100]
+            p = GridParts(*(t[None] for t in p)) if one else p
+            feats = self.features(p)  # [B, G, 100]
             x = self.data_bn(feats.transpose(1, 2)).transpose(1, 2)
             x = torch.relu(self.stem_bn(self.stem(x).transpose(1, 2)).transpose(1, 2))
+            mask = p.mask[..., 0]
+        mask = mask[:, None, None, :]
         # contiguous: a channels-last-strided backbone input makes int8 re-export guard on the grid length
         return x.transpose(1, 2).contiguous()[:, :, None, :] * mask, mask
 
-    def score_parts(self, parts: list[GridParts]) -> StudentOutput:
+    def score_parts(self, parts: GridParts) -> StudentOutput:
+        """Window logits and embedding from the grid parts of a batch (``[B, G, ...]``) or of one recording."""
         x, mask = self._backbone_input(parts)
         masks = []
         for block in self.blocks:  # every block's mask first, so the backbone is one unbroken chain
@@ -230,13 +237,12 @@ class Student(nn.Module):
     ) -> StudentOutput:
         """Infant-20 keypoints ``[B, T, 20, 3]`` -> window logits and embedding (training uses this).
 
-        Each recording is cut to its length (``lengths``); all share a grid of ``grid_len`` samples."""
+        Each recording counts up to its length (``lengths``); all share a grid of ``grid_len`` samples."""
         b, t = keypoints.shape[0], keypoints.shape[1]
         g = self.grid_length(t) if grid_len is None else grid_len
         fps = fps.to(keypoints.dtype).reshape(b)
-        parts = [self.preprocess.parts(keypoints[i, : (t if lengths is None else int(lengths[i]))], fps[i: i + 1], g,
-                                       "infant20") for i in range(b)]
-        return self.score_parts(parts)
+        lengths = torch.full((b,), t, device=keypoints.device) if lengths is None else lengths.to(keypoints.device)
+        return self.score_parts(self.preprocess.parts_batch(keypoints, fps, lengths, g, "infant20"))
 
     def calibrated(self, logit: Tensor, logit_sd: Tensor) -> Tensor:
         """``[B, 3]`` = sigmoid of the calibrated logit and of its interval ends."""
@@ -247,7 +253,7 @@ class Student(nn.Module):
     def forward(self, landmarks: Tensor, fps: Tensor) -> Tensor:
         """``landmarks [1, T, 33, 3]`` raw MediaPipe-33, ``fps [1]`` -> ``[1, 3]`` (risk, risk_low, risk_high)."""
         g = self.grid_length(landmarks.shape[1])
-        out = self.score_parts([self.preprocess.parts(landmarks, fps, g, "mediapipe33")])
+        out = self.score_parts(self.preprocess.parts(landmarks, fps, g, "mediapipe33"))
         return self.calibrated(out.logit, out.logit_sd)
 
 
