@@ -26,6 +26,17 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
+def per_second(fn, device, batch: int, steps: int) -> float:
+    """Items per second of ``fn`` (one batch per call) over ``steps`` calls after one warm-up call."""
+    fn()
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    _sync(device)
+    return batch * steps / (time.perf_counter() - t0)
+
+
 def measure(name: str, device, seconds: float, batch: int, steps: int) -> dict:
     import torch
 
@@ -50,13 +61,7 @@ def measure(name: str, device, seconds: float, batch: int, steps: int) -> dict:
             return model(kp, fps, grid_len=grid).logit
 
     model.eval()
-    infer()
-    _sync(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        infer()
-    _sync(device)
-    infer_rps = batch * steps / (time.perf_counter() - t0)
+    infer_rps = per_second(infer, device, batch, steps)
     task = (StudentOnlyTask(model) if is_student else SupervisedTask(model)).train()
     opt = torch.optim.AdamW(task.parameters(), lr=1e-3)
     crop = kp[:, : 30 * 30]
@@ -70,13 +75,7 @@ def measure(name: str, device, seconds: float, batch: int, steps: int) -> dict:
         loss.backward()
         opt.step()
 
-    step()
-    _sync(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(device)
-    train_rps = batch * steps / (time.perf_counter() - t0)
+    train_rps = per_second(step, device, batch, steps)
     return {"model": name, "parameters": count_parameters(model), "inference_recordings_per_s": round(infer_rps, 1),
             "inference_recording": f"{seconds:g} s at 30 fps", "train_crops_per_s": round(train_rps, 1),
             "train_crop": "30 s at 30 fps", "batch": batch}

@@ -56,17 +56,9 @@ def save_classifier(path: Path, name: str, model: WindowedClassifier, heads: Col
 
 
 def load_classifier(path: str | Path) -> tuple[WindowedClassifier, ColearningHeads | None, dict[str, Any]]:
-    from .models.student import StudentError
+    from .models.student import read_checkpoint
 
-    path = Path(path)
-    if not path.is_file():
-        raise StudentError(f"{path}: no such model checkpoint")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many kinds for a bad file
-        raise StudentError(f"{path}: not a readable torch checkpoint ({type(e).__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != CLASSIFIER_FORMAT:
-        raise StudentError(f"{path}: not a CoGMA teacher/baseline checkpoint")
+    payload = read_checkpoint(path, CLASSIFIER_FORMAT, "teacher/baseline")
     model = build_model(payload["model"], **payload["config"])
     model.load_state_dict(payload["state_dict"])
     heads = None

@@ -33,14 +33,11 @@ def _jnius():
 
 
 def _android_model_path() -> Path:
-    from .model import TASK_FILE_NAME
+    from .model import packaged_model_path
 
     # buildozer copies the app's source tree (with .models/) into the private files folder.
     base = Path(os.environ.get("ANDROID_PRIVATE", "."))
-    for candidate in (base / "app" / ".models" / TASK_FILE_NAME, base / ".models" / TASK_FILE_NAME):
-        if candidate.is_file():
-            return candidate
-    raise PoseError("the pose model is missing from the app package; rebuild the APK after `make setup`")
+    return packaged_model_path([base / "app" / ".models", base / ".models"], "app package (APK)")
 
 
 class AndroidPoseBackend(PoseBackend):

@@ -31,13 +31,10 @@ def _pyobjus():
 
 
 def _ios_model_path() -> Path:
-    from .model import TASK_FILE_NAME
+    from .model import packaged_model_path
 
     base = Path(os.environ.get("KIVY_HOME", "."))
-    for candidate in (Path.cwd() / ".models" / TASK_FILE_NAME, base / ".models" / TASK_FILE_NAME):
-        if candidate.is_file():
-            return candidate
-    raise PoseError("the pose model is missing from the app bundle; rebuild the app after `make setup`")
+    return packaged_model_path([Path.cwd() / ".models", base / ".models"], "app bundle")
 
 
 class IOSPoseBackend(PoseBackend):

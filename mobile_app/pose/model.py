@@ -95,6 +95,14 @@ def model_dir() -> Path:
     return Path(platformdirs.user_cache_dir("cogma")) / "models"
 
 
+def packaged_model_path(folders: list[Path], package: str) -> Path:
+    """The ``.task`` file inside a phone app's package (the first of ``folders`` that holds it)."""
+    for folder in folders:
+        if (folder / TASK_FILE_NAME).is_file():
+            return folder / TASK_FILE_NAME
+    raise PoseModelMissing(f"the pose model is missing from the {package}; rebuild it after `make setup`")
+
+
 def model_path() -> Path:
     """The PoseLandmarker ``.task`` file; a clear error if the set-up step has not built it."""
     path = model_dir() / TASK_FILE_NAME

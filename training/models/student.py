@@ -320,17 +320,24 @@ def save_student(model: Student, meta: StudentMeta, path: str | Path) -> Path:
     return path
 
 
-def load_student(path: str | Path) -> tuple[Student, StudentMeta]:
-    """The student in eval mode and its metadata; :class:`StudentError` for anything that is not one."""
+def read_checkpoint(path: str | Path, format_name: str, kind: str) -> dict[str, Any]:
+    """The payload of a CoGMA checkpoint of ``format_name`` (never unpickles code); :class:`StudentError`
+    naming the problem — missing, unreadable, or another kind of file — for anything else."""
     path = Path(path)
     if not path.is_file():
-        raise StudentError(f"{path}: no such student checkpoint")
+        raise StudentError(f"{path}: no such {'student' if kind == 'student' else 'model'} checkpoint")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds for a bad file
         raise StudentError(f"{path}: not a readable torch checkpoint ({type(e).__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise StudentError(f"{path}: not a CoGMA student checkpoint")
+    if not isinstance(payload, dict) or payload.get("format") != format_name:
+        raise StudentError(f"{path}: not a CoGMA {kind} checkpoint")
+    return payload
+
+
+def load_student(path: str | Path) -> tuple[Student, StudentMeta]:
+    """The student in eval mode and its metadata; :class:`StudentError` for anything that is not one."""
+    payload = read_checkpoint(path, CHECKPOINT_FORMAT, "student")
     if payload.get("version") != CHECKPOINT_VERSION:
         raise StudentError(f"{path}: student checkpoint version {payload.get('version')!r} is not supported")
     try:
