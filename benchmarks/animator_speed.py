@@ -8,6 +8,7 @@ same weights and inputs.
 
     python benchmarks/animator_speed.py --mode probe     # per-UNet-call variants (GPU)
     python benchmarks/animator_speed.py --mode e2e       # the headline table (GPU)
+    python benchmarks/animator_speed.py --mode layers    # GPU kernel time of one UNet call by kind
     python benchmarks/animator_speed.py --mode scaling   # several workers on one GPU
     python benchmarks/animator_speed.py --mode e2e --arch tiny --size 64x64 --frames 20 --steps 2  # CPU smoke
 
@@ -267,6 +268,79 @@ def mode_probe(args) -> dict:
     return out
 
 
+def kernel_table(fn, top: int = 25) -> dict:
+    """CUDA kernel time of one call of ``fn`` by kernel and by kind (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = torch.cuda.is_available()  # on the CPU (smoke runs) operators stand in for kernels
+    fn(); sync()
+    with profile(activities=[ProfilerActivity.CUDA if cuda else ProfilerActivity.CPU]) as prof:
+        fn(); sync()
+    kernels = {e.key: (e.self_device_time_total if cuda else e.self_cpu_time_total) / 1e3 for e in prof.key_averages()}
+    kernels = {k: ms for k, ms in kernels.items() if ms > 0}
+    total = sum(kernels.values())
+    kinds = {"attention": ("sdpa", "fmha", "flash", "attention", "softmax"),  # before "conv": cuDNN SDPA says fprop
+             "conv": ("conv", "implicit", "cudnn::", "xmma", "dgrad", "fprop"), "gemm": ("gemm", "cutlass", "nvjet", "aten::addmm", "aten::mm", "aten::bmm"),
+             "norm": ("norm", "welford"), "copy/layout": ("copy", "transpose", "cat", "nchw", "nhwc")}
+    by_kind: dict[str, float] = {}
+    for name, ms in kernels.items():
+        low = name.lower()
+        kind = next((k for k, keys in kinds.items() if any(key in low for key in keys)), "elementwise/other")
+        by_kind[kind] = by_kind.get(kind, 0.0) + ms
+    rows = sorted(kernels.items(), key=lambda kv: -kv[1])[:top]
+    return {"total_ms": round(total, 2),
+            "by_kind_ms": {k: round(v, 2) for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])},
+            "top_kernels": [{"kernel": n[:120], "ms": round(ms, 2), "share": round(ms / total, 3)} for n, ms in rows]}
+
+
+def mode_layers(args) -> dict:
+    """Where one bf16 batched-CFG UNet call (one window) spends its GPU time: eager, compiled, and compiled
+    with cuDNN's convolution autotuning (``torch.backends.cudnn.benchmark``)."""
+    from server_animator.animator.pipeline import _sdpa_kernels
+
+    h, w = args.height // 8, args.width // 8
+    pipe = build(args, torch.bfloat16)
+    unet, dev = pipe.unet, pipe.unet.device
+    flops = unet_flops(pipe, 16, args.height, args.width)
+    out: dict = {"unet_tflop_per_batch1_window_call": round(flops / 1e12, 2)}
+    b, dtype = 2, torch.bfloat16
+    x = torch.randn(b, 16, 8, h, w, device=dev, dtype=dtype)
+    ctx = torch.randn(b, 5, unet.config.cross_attention_dim, device=dev, dtype=dtype)
+    ids = torch.tensor([[6.0, 127.0, 0.02]] * b, device=dev, dtype=dtype)
+    res = torch.randn(b * 16, unet.config.block_out_channels[0], h, w, device=dev, dtype=dtype)
+
+    def call():
+        with torch.no_grad(), _sdpa_kernels(("cudnn", "flash", "efficient", "math")), pipe.pose_injection.active(res):
+            return unet(x, torch.tensor(10.0, device=dev), encoder_hidden_states=ctx, added_time_ids=ids,
+                        return_dict=False)[0]
+
+    def measure(name: str, reps: int = 5, **extra) -> None:
+        times = []
+        for _ in range(reps):
+            sync(); t0 = time.perf_counter(); call(); sync(); times.append(time.perf_counter() - t0)
+        sec = statistics.median(times)
+        out[name] = {"seconds_per_call": round(sec, 4), "tflops_per_s": round(2 * flops / sec / 1e12, 1),
+                     **extra, **kernel_table(call)}
+        print(name, json.dumps(out[name])[:1500], flush=True)
+
+    call(); sync()
+    if not args.skip_eager:
+        measure("eager")
+    if args.compile:
+        import torch._inductor.config as inductor_config
+
+        inductor_config.coordinate_descent_tuning = args.tune
+        t0 = time.perf_counter()
+        unet.compile(mode=args.compile_mode, fullgraph=False, dynamic=False)
+        call(); sync()
+        label = "compiled" + (" (coordinate-descent tuning)" if args.tune else "")
+        measure(label, reps=3, compile_seconds=round(time.perf_counter() - t0, 1))
+        torch.backends.cudnn.benchmark = True
+        call(); sync()  # cuDNN times its convolution algorithms once per shape
+        measure(label + " + cudnn.benchmark", reps=3)
+    return out
+
+
 def _scaling_worker(queue, args_dict, clips, gpu):
     args = argparse.Namespace(**args_dict)
     torch.cuda.set_device(gpu)  # "cuda" below means this worker's GPU
@@ -327,7 +401,7 @@ def mode_scaling(args) -> dict:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--mode", choices=("e2e", "probe", "scaling"), default="e2e")
+    p.add_argument("--mode", choices=("e2e", "probe", "layers", "scaling"), default="e2e")
     p.add_argument("--arch", choices=("svd-xt", "tiny"), default="svd-xt")
     p.add_argument("--size", default="576x1024")
     p.add_argument("--frames", type=int, default=40)
@@ -339,6 +413,8 @@ def main(argv=None) -> None:
     p.add_argument("--compile", action="store_true")
     p.add_argument("--compile-mode", default=None)
     p.add_argument("--compile-vae", action="store_true")
+    p.add_argument("--tune", action="store_true", help="--mode layers: inductor coordinate-descent tuning")
+    p.add_argument("--skip-eager", action="store_true", help="--mode layers: compiled variants only")
     p.add_argument("--approx", action="store_true", help="also time guidance on half of the steps")
     p.add_argument("--clips", type=int, default=2, help="clips per worker in --mode scaling")
     p.add_argument("--out", type=Path)
@@ -351,7 +427,7 @@ def main(argv=None) -> None:
     result = {"mode": args.mode, "device": device_name(), "torch": torch.__version__, "arch": args.arch,
               "size": args.size, "frames": args.frames, "steps": args.steps, "guidance": 3.0,
               "window": 16, "overlap": 4, "weights": "random (speed does not depend on weights)",
-              **{"probe": mode_probe, "e2e": mode_e2e, "scaling": mode_scaling}[args.mode](args)}
+              **{"probe": mode_probe, "e2e": mode_e2e, "layers": mode_layers, "scaling": mode_scaling}[args.mode](args)}
     out = args.out or ROOT / "benchmarks" / "results" / f"animator_{args.mode}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
