@@ -137,23 +137,37 @@ def _sources(weights: np.ndarray) -> list[list[int]]:
 class GridParts(NamedTuple):
     """Recordings on the grid, before rotation and scale (see :class:`FusedSkeletonPreprocess`).
 
-    Shapes are for one recording; a batch (:meth:`FusedSkeletonPreprocess.parts_batch`) puts ``B`` first."""
+    Shapes are for one recording; a batch (:meth:`FusedSkeletonPreprocess.parts_batch`) puts ``B`` first.
+    Joint columns come in blocks of ``V + 1``: the ``V`` joints and one extra column (in ``position`` and
+    ``velocity`` a by-product of the body axis, not a feature: give it zero weight; in ``seen`` the mask),
+    so that a ``[.., 2, V + 1]`` view lines the x and y blocks up with the seen flags."""
 
-    position: Tensor  # [G, 2V] x then y of each joint, centred, masked by seen
-    velocity: Tensor  # [G, 2V] native-rate central differences in input units per second
-    seen: Tensor  # [G, 2V] 1 where the joint is seen (twice: for x and for y)
+    position: Tensor  # [G, 2(V+1)] x then y of each joint, centred, times seen and mask
+    velocity: Tensor  # [G, 2(V+1)] native-rate central differences, in input units per two frames (x rate)
+    seen: Tensor  # [G, V+1] 1 where the joint is seen and the sample is real; last column: the mask
     mask: Tensor  # [G, 1] 1 inside the recording where the trunk is seen
     along: Tensor  # [1, 1] rotation and scale: x' = along * x + across * y,
     across: Tensor  # [1, 1]                     y' = along * y - across * x
+    rate: Tensor  # [1, 1] half the frame rate: velocity * rate is in input units per second
 
 
 class _Frames(NamedTuple):
     """Per-frame quantities of :meth:`FusedSkeletonPreprocess._frames` (any leading dimensions)."""
 
-    seen2: Tensor  # [..., T, 2V]
-    ok: Tensor  # [..., T, 1]
-    rel: Tensor  # [..., T, 2V]
+    seen: Tensor  # [..., T, V+1] seen flags of the joints; last column: the whole trunk is seen (ok)
+    rel: Tensor  # [..., T, 2(V+1)] joint - trunk centre where seen; extra columns: body axis where ok
     stats: Tensor  # [..., T, 4]: (x^2 + y^2) seen, number seen, body axis x, y — for frames whose trunk is seen
+
+
+def _xy(x: Tensor, rows: int = 2) -> Tensor:
+    """``[..., G, rows * C]`` -> ``[..., G, rows, C]``. The sizes are spelled out: with a symbolic length the
+    exported reshape is a free view in ExecuTorch (inside an XNNPACK delegate, a reshape is a copy)."""
+    return x.reshape(*x.shape[:-1], rows, x.shape[-1] // rows)
+
+
+def _flat(x: Tensor) -> Tensor:
+    """``[..., G, rows, C]`` -> ``[..., G, rows * C]`` (a free view, as :func:`_xy`)."""
+    return x.reshape(*x.shape[:-2], x.shape[-2] * x.shape[-1])
 
 
 class FusedSkeletonPreprocess(nn.Module):
@@ -171,12 +185,18 @@ class FusedSkeletonPreprocess(nn.Module):
       when all its sources are, as in ``skeleton.mapping``);
     * recording statistics (body axis, scale) are per-frame matrix products summed over frames
       in float64 (a float32 running sum drifts by 1e-4 over 10 minutes);
+    * per joint, x, y and the seen flag line up as ``[T, 2, V + 1]`` and ``[T, 1, V + 1]`` views: the
+      flags are computed and gathered once per joint (not once per coordinate), and the extra
+      column carries the trunk flag (``ok``) beside them and the body axis beside the positions,
+      so the body axis costs no matrix product of its own;
     * resampling gathers the four frames around each grid sample (``index_select`` with flat
       indices) and makes positions and central-difference velocities from them, so no
-      frame-rate-sized velocity tensor is ever made;
-    * rotation and scale are two per-recording numbers (``along``, ``across``) applied on the
-      grid — they commute with interpolation and differences — so a model can fold them into
-      its first layer (the student does, in eval mode).
+      frame-rate-sized velocity tensor is ever made; the interpolation weights, seen flags and
+      mask are multiplied together on the ``V + 1`` flags first, then applied once to the
+      coordinates;
+    * rotation, scale and the velocities' frame rate are three per-recording numbers (``along``,
+      ``across``, ``rate``) applied on the grid — they commute with interpolation and differences —
+      so a model can fold them into its first layer (the student does, in eval mode).
 
     One difference at the recording's very end: when a grid sample falls within 1e-3 frames past
     the last frame, the reference interpolates towards the last frame's velocity, this one
@@ -228,23 +248,27 @@ class FusedSkeletonPreprocess(nn.Module):
                 mat[r, [col[i] for i in g]] = 1.0
             return mat, 1.0 - mat.sum(axis=1)
 
-        seen2, seen2_bias = all_seen([*src, *src])
+        seen, seen_bias = all_seen([*src, trunk])  # [V + 1]: each joint, then the whole trunk (ok)
         ok, ok_bias = all_seen([trunk])
         vis = np.zeros((len(used), 3 * j))  # picks the visibility of the used input joints
         vis[np.arange(len(used)), 3 * np.asarray(used) + 2] = 1.0
-        stats_axis = np.zeros((4, 3 * j))
-        stats_axis[2:] = np.concatenate([on(axis[None], 0), on(axis[None], 1)])
-        return {"vis": vis, "vis_bias": np.full(len(used), -self.min_visibility),
-                "seen2": seen2, "seen2_bias": seen2_bias, "ok": ok, "ok_bias": ok_bias,
-                "rel": np.concatenate([on(rel, 0), on(rel, 1)]), "stats_axis": stats_axis}
+        # x block: the V joints' x, then the body axis' x (masked by ok, as the recording statistics want it)
+        rel_xy = np.concatenate([on(rel, 0), on(axis[None], 0), on(rel, 1), on(axis[None], 1)])
+        vis_bias = np.full(len(used), -self.min_visibility)
+        return {"rel_vis": np.concatenate([rel_xy, vis]), "rel_vis_bias": np.r_[np.zeros(len(rel_xy)), vis_bias],
+                "seen": seen, "seen_bias": seen_bias, "ok": ok, "ok_bias": ok_bias}
 
     @staticmethod
     def _grid_constants(parents: np.ndarray) -> dict[str, np.ndarray]:
         v = len(parents)
-        stats_sq = np.zeros((4, 2 * v))
-        stats_sq[0] = 1.0  # sum over joints of (x^2 + y^2) * seen
-        stats_seen = np.zeros((4, 2 * v))
-        stats_seen[1] = 0.5  # number of seen joints (seen is there twice)
+        w = v + 1  # a block: the joints and the extra column
+        joints = np.r_[np.arange(v), w + np.arange(v)]  # the joint columns of [x block, y block]
+        stats_sq = np.zeros((4, 2 * w))
+        stats_sq[0, joints] = 1.0  # sum over joints of (x^2 + y^2) * seen (then * ok)
+        stats_seen = np.zeros((4, w))
+        stats_seen[1, :v] = 1.0  # number of seen joints (then * ok)
+        stats_axis = np.zeros((4, 2 * w))
+        stats_axis[2, v] = stats_axis[3, w + v] = 1.0  # the body axis, already * ok
         bone = np.eye(v)
         bone[np.arange(v), parents] -= 1.0  # bone = joint - parent (root: zero)
         # a bone needs both of its joints seen: relu(seen(joint) + seen(parent) - 1) (root: its own seen)
@@ -252,8 +276,11 @@ class FusedSkeletonPreprocess(nn.Module):
         for block in (0, v):
             bone_seen[block + np.arange(v), block + np.arange(v)] += 1.0
             bone_seen[block + np.arange(v), block + parents] += 1.0
-        return {"stats_sq": stats_sq, "stats_seen": stats_seen, "bone": np.kron(np.eye(2), bone),
-                "bone_seen": bone_seen, "bone_seen_bias": -np.ones(2 * v),
+        last = np.zeros((1, w))
+        last[0, v] = 1.0
+        return {"stats_sq": stats_sq, "stats_seen": stats_seen, "stats_axis": stats_axis,
+                "pick_last": last,  # the extra column of a [.., V + 1] tensor
+                "bone": np.kron(np.eye(2), bone), "bone_seen": bone_seen, "bone_seen_bias": -np.ones(2 * v),
                 "swap": np.kron(np.array([[0.0, 1.0], [1.0, 0.0]]), np.eye(v)),  # (x, y) -> (y, x)
                 "swap_sign": np.concatenate([np.ones(v), -np.ones(v)])}
 
@@ -276,11 +303,17 @@ class FusedSkeletonPreprocess(nn.Module):
 
     def features(self, p: GridParts) -> Tensor:
         """``[..., G, 140]`` rotated, scaled and masked features from :meth:`parts` or :meth:`parts_batch`."""
-        v = p.seen.shape[-1] // 2
         lin = nn.functional.linear
-        bone = lin(p.position, self.bone) * torch.relu(lin(p.seen, self.bone_seen, self.bone_seen_bias))
-        feats = [self.turn(p.position, p), self.turn(p.velocity, p), self.turn(bone, p), p.seen[..., :v]]
+        position, velocity, seen = self.joints(p.position), self.joints(p.velocity) * p.rate, self.joints(p.seen, 1)
+        seen2 = torch.cat([seen, seen], dim=-1)
+        bone = lin(position, self.bone) * torch.relu(lin(seen2, self.bone_seen, self.bone_seen_bias))
+        feats = [self.turn(position, p), self.turn(velocity, p), self.turn(bone, p), seen]
         return torch.cat(feats, dim=-1) * p.mask
+
+    @staticmethod
+    def joints(x: Tensor, blocks: int = 2) -> Tensor:
+        """The joint columns of a grid part: ``[..., G, blocks * (V + 1)]`` -> ``[..., G, blocks * V]``."""
+        return _flat(_xy(x, blocks)[..., :-1])
 
     def turn(self, x: Tensor, p: GridParts) -> Tensor:
         """Rotation and scale of ``[G, 2V]`` (x then y of each joint) by the recording's ``along``/``across``."""
@@ -290,9 +323,9 @@ class FusedSkeletonPreprocess(nn.Module):
         """One recording ``[T, J, 3]`` (or ``[1, T, J, 3]``) at ``fps [1]`` on a grid of ``grid_len`` samples:
         the phone's program.
 
-        Two-dimensional throughout: a reshape that merges a batch dimension into the symbolic
-        grid length makes torch.export guard on it; and ``index_select`` with 1-D indices is the
-        fast gather in ExecuTorch."""
+        Two-dimensional throughout, but for ``[.., 2, V + 1]`` views that infer the time axis: a reshape
+        that merges a batch dimension into the symbolic grid length makes torch.export guard on it; and
+        ``index_select`` with 1-D indices is the fast gather in ExecuTorch."""
         t, j = keypoints.shape[-3], keypoints.shape[-2]
         f = self._frames(keypoints.reshape(t, 3 * j), schema)
         sums = f.stats.sum(dim=0, keepdim=True, dtype=torch.float64).to(keypoints.dtype)  # [1, 4]
@@ -318,12 +351,17 @@ class FusedSkeletonPreprocess(nn.Module):
         c = lambda name: getattr(self, f"{schema}_{name}")  # noqa: E731 - constant of this input schema
         lin = nn.functional.linear
         # (constant matrix products pick columns: a column gather is a slow portable kernel in ExecuTorch)
-        seen_in = torch.clamp(torch.floor(lin(flat, c("vis"), c("vis_bias"))) + 1.0, 0.0, 1.0)  # [T, U]: vis >= 0.5
-        seen2 = torch.relu(lin(seen_in, c("seen2"), c("seen2_bias")))  # [T, 2V]
-        ok = torch.relu(lin(seen_in, c("ok"), c("ok_bias")))  # [T, 1]: the whole trunk is seen
-        rel = lin(flat, c("rel")) * seen2  # [T, 2V]: joint - trunk centre where seen
-        stats = (lin(rel * rel, self.stats_sq) + lin(seen2, self.stats_seen) + lin(flat, c("stats_axis"))) * ok
-        return _Frames(seen2, ok, rel, stats)
+        # one product for coordinates and visibility, [T, 2(V+1) + U] (4 column tiles, not 5), then two slices
+        out = lin(flat, c("rel_vis"), c("rel_vis_bias"))
+        n = 2 * self.pick_last.shape[-1]  # the coordinate columns: x and y blocks of V + 1
+        coords, vis = out[..., :n], out[..., n:]
+        seen_in = torch.clamp(torch.floor(vis) + 1.0, 0.0, 1.0)  # [T, U]: vis >= 0.5
+        seen = torch.relu(lin(seen_in, c("seen"), c("seen_bias")))  # [T, V+1]: each joint; the whole trunk (ok)
+        ok = torch.relu(lin(seen_in, c("ok"), c("ok_bias")))  # [T, 1]
+        # [T, 2(V+1)]: joint - trunk centre where the joint is seen; the body axis where the trunk is
+        rel = _flat(_xy(coords) * _xy(seen, 1))
+        stats = (lin(rel * rel, self.stats_sq) + lin(seen, self.stats_seen)) * ok + lin(rel, self.stats_axis)
+        return _Frames(seen, rel, stats)
 
     def _on_grid(self, f: _Frames, sums: Tensor, fps: Tensor, last: Tensor, grid_len: int,
                  take: Callable[[Tensor, Tensor], Tensor]) -> GridParts:
@@ -337,19 +375,24 @@ class FusedSkeletonPreprocess(nn.Module):
         along, across = -ay / (norm * scale), ax / (norm * scale)
 
         pos = torch.arange(grid_len, device=fps.device).to(fps.dtype) * (fps / self.grid_fps)  # [..., G] in frames
-        valid = (pos <= last + 1e-3).to(fps.dtype)
+        valid = torch.clamp(torch.floor(last + 1e-3 - pos) + 1.0, 0.0, 1.0)[..., None]  # pos <= last + 1e-3, 0/1
         base = torch.floor(pos)
         frac = (pos - base)[..., None]
         # the frames around each sample, in float (exact integers) and cast once: i0 - 1, i0, i1 = i0 + 1, i1 + 1
         i0 = torch.minimum(base, last)
         i1 = torch.minimum(base + 1.0, last)
         index = [x.to(torch.int64) for x in (torch.clamp(i0 - 1.0, min=0.0), i0, i1, torch.minimum(i1 + 1.0, last))]
-        ra, rp, rq, rd = (take(f.rel, i) for i in index)
-        sa, sp, sq_, sd = (take(f.seen2, i) for i in index)
-        both = sp * sq_  # a joint is seen at a grid sample if it is at both neighbouring frames
-        position = (rp + (rq - rp) * frac) * both
-        vel0 = (rq - ra) * (sa * both)  # central differences at the native rate, each needing
-        vel1 = (rd - rp) * (sd * both)  # both of its neighbours seen
-        velocity = (vel0 + (vel1 - vel0) * frac) * (0.5 * fps[..., None])
-        mask = valid[..., None] * take(f.ok, index[1]) * take(f.ok, index[2])
-        return GridParts(position, velocity, both, mask, along, across)
+        ra, rp, rq, rd = (_xy(take(f.rel, i)) for i in index)
+        sa, sp, sq_, sd = (take(f.seen, i) for i in index)
+        # per joint (and, in the last column, the trunk): seen at both neighbouring frames, inside the recording
+        both = sp * sq_
+        mask = nn.functional.linear(both, self.pick_last) * valid  # [G, 1]: real sample, trunk seen at both frames
+        seen = both * mask
+        # the interpolation weights times the flags, on V + 1 columns, then applied to x and y at once
+        wq = seen * frac
+        wp = seen - wq
+        position = rp * _xy(wp, 1) + rq * _xy(wq, 1)
+        # central differences at the native rate, each needing both of its neighbours seen
+        velocity = (rq - ra) * _xy(wp * sa, 1) + (rd - rp) * _xy(wq * sd, 1)
+        rate = 0.5 * fps[..., None]
+        return GridParts(_flat(position), _flat(velocity), seen, mask, along, across, rate)

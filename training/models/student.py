@@ -135,9 +135,9 @@ class Student(nn.Module):
         self.register_buffer("calib_bias", torch.zeros(()))
         self.register_buffer("interval_z", torch.tensor(float(config.interval_z)))
         # data_bn -> rotation/scale -> stem -> stem_bn folded into constant matrices in eval mode (see _fold)
-        c0, v2 = config.stem_channels, 2 * NUM_JOINTS
-        for name, shape in (("fold_along", (c0, 2 * v2)), ("fold_across", (c0, 2 * v2)), ("fold_seen", (c0, v2)),
-                            ("fold_bias", (c0,))):
+        c0, rows = config.stem_channels, 5 * (NUM_JOINTS + 1)
+        for name, shape in (("fold_along", (rows, c0)), ("fold_across", (rows, c0)), ("fold_const", (rows, c0)),
+                            ("fold_position", (rows, 1)), ("fold_velocity", (rows, 1))):
             self.register_buffer(name, torch.zeros(shape), persistent=False)
         self.register_load_state_dict_post_hook(lambda module, _keys: module._fold() if not module.training else None)
 
@@ -159,57 +159,73 @@ class Student(nn.Module):
     def _fold(self) -> None:
         """Eval mode: ``stem_bn(stem(data_bn(features)))`` as constant matrices on the unrotated grid parts.
 
-        The features are ``turn(position), turn(velocity), seen`` with ``turn(x) = along * x + across *
+        The features are ``turn(position), turn(rate * velocity), seen`` with ``turn(x) = along * x + across *
         sign * swap(x)`` (rotation and scale); both batch norms are affine in eval mode, so the stem's
-        pre-activation is ``along * A @ [p, v] + across * B @ [p, v] + S @ seen + c``. Buffers, not
-        tensors derived in ``forward``: XNNPACK takes a matrix product only with constant weights.
+        pre-activation is ``[p, v, seen, mask] @ W`` with ``W = (along * A + across * B) * (rows of p: 1,
+        of v: rate) + C``: ``W`` is a ``[105, C0]`` matrix made per recording from these buffers (a few
+        thousand multiplications), the bias sits on the mask column (so masked samples give exactly 0).
         Recomputed on every ``eval()`` and when weights are loaded in eval mode.
         """
         bn, sbn = self.data_bn, self.stem_bn
         a = bn.weight / torch.sqrt(bn.running_var + bn.eps)
         b = bn.bias - bn.running_mean * a
         g = sbn.weight / torch.sqrt(sbn.running_var + sbn.eps)
-        w = self.stem.weight  # [C0, 100]
-        folded = g[:, None] * w * a[None, :]
-        v2 = 2 * NUM_JOINTS
-        pre = self.preprocess
-        turned = torch.diag(pre.swap_sign) @ pre.swap  # x -> sign * swap(x)
-        moving = folded[:, : 2 * v2]
-        self.fold_along.copy_(moving)
-        self.fold_across.copy_(torch.cat([moving[:, i: i + v2] @ turned for i in (0, v2)], dim=1))
-        self.fold_seen.zero_()
-        self.fold_seen[:, :NUM_JOINTS] = folded[:, 2 * v2:]
-        self.fold_bias.copy_(g * (w @ b) + sbn.bias - sbn.running_mean * g)
+        w = self.stem.weight  # [C0, 100]: x, y, vx, vy, seen (20 each)
+        folded = (g[:, None] * w * a[None, :]).t()  # [100, C0]
+        v, pre = NUM_JOINTS, self.preprocess
+        turned = (torch.diag(pre.swap_sign) @ pre.swap).t()  # x -> sign * swap(x), acting on rows
+        for buffer in (self.fold_along, self.fold_across, self.fold_const, self.fold_position, self.fold_velocity):
+            buffer.zero_()
+        for i, start in enumerate((0, 2 * v)):  # position, velocity: [x block, y block] -> rows with extra columns
+            moving = folded[start: start + 2 * v]
+            rows = [i * 2 * (v + 1) + k * (v + 1) + torch.arange(v) for k in (0, 1)]
+            self.fold_along[torch.cat(rows)] = moving
+            self.fold_across[torch.cat(rows)] = turned @ moving
+            (self.fold_position if i == 0 else self.fold_velocity)[torch.cat(rows)] = 1.0
+        seen_rows = 4 * (v + 1) + torch.arange(v + 1)
+        self.fold_const[seen_rows[:v]] = folded[4 * v:]
+        self.fold_const[seen_rows[v]] = g * (w @ b) + sbn.bias - sbn.running_mean * g
 
     def features(self, p: GridParts) -> Tensor:
         """``[G, 100]``: rotated and scaled positions and velocities, and seen flags (training path)."""
-        turn = self.preprocess.turn
-        return torch.cat([turn(p.position, p), turn(p.velocity, p), p.seen[..., :NUM_JOINTS]], dim=-1) * p.mask
+        pre = self.preprocess
+        parts = [pre.turn(pre.joints(p.position), p), pre.turn(pre.joints(p.velocity) * p.rate, p),
+                 pre.joints(p.seen, 1)]
+        return torch.cat(parts, dim=-1) * p.mask
 
     def _stem_folded(self, p: GridParts) -> Tensor:
-        """``[G, C0]``: the stem's output from the grid parts with the folded constants (eval mode)."""
-        lin = nn.functional.linear
-        moving = torch.cat([p.position, p.velocity], dim=-1)  # [..., G, 80]
-        y = lin(moving, self.fold_along) * p.along + lin(moving, self.fold_across) * p.across
-        return torch.relu(y + lin(p.seen, self.fold_seen, self.fold_bias)) * p.mask
+        """``[B, G, C0]``: the stem's output from the grid parts with the folded constants (eval mode).
+
+        Rotation, scale and frame rate are numbers per recording, so they go into the stem's weights
+        (``[B, 105, C0]``, rows for position, velocity and seen) rather than onto the ``[G, 105]`` parts:
+        matrix products with the recording's own weights (``bmm``), one per part (no concatenation)."""
+        one = p.mask.dim() == 2
+        # along, across, rate: [1, 1] for one recording, [B, 1, 1] for a batch -> [105, C0] or [B, 105, C0]
+        weight = ((self.fold_along * p.along + self.fold_across * p.across)
+                  * (self.fold_position + self.fold_velocity * p.rate) + self.fold_const)
+        parts = (p.position, p.velocity, p.seen)
+        if one:  # 3-D views (free), so that the products are bmm: XNNPACK's fully connected wants constant weights
+            parts = tuple(x.reshape(1, x.shape[0], x.shape[1]) for x in parts)
+            weight = weight.reshape(1, *weight.shape)
+        rows = [x.shape[-1] for x in parts]
+        y = [torch.bmm(x, w) for x, w in zip(parts, weight.split(rows, dim=1))]
+        return torch.relu(y[0] + y[1] + y[2])  # masked samples: all inputs 0, so exactly 0
 
     def _backbone_input(self, p: GridParts) -> tuple[Tensor, Tensor]:
         """Stem output ``[B, C0, 1, G]`` and mask ``[B, 1, 1, G]`` from grid parts of a batch or of one
         recording (the phone's program, two-dimensional until here: see ``FusedSkeletonPreprocess.parts``)."""
         one = p.mask.dim() == 2
         if not self.training:
-            x, mask = self._stem_folded(p), p.mask[..., 0]
-            if one:
-                x, mask = torch.stack([x]), torch.stack([mask])
+            x = self._stem_folded(p)  # [B, G, C0], already zero outside the mask
+            mask = p.mask.reshape(1, 1, 1, p.mask.shape[0]) if one else p.mask[:, None, None, :, 0]
         else:
             p = GridParts(*(t[None] for t in p)) if one else p
             feats = self.features(p)  # [B, G, 100]
             x = self.data_bn(feats.transpose(1, 2)).transpose(1, 2)
-            x = torch.relu(self.stem_bn(self.stem(x).transpose(1, 2)).transpose(1, 2))
-            mask = p.mask[..., 0]
-        mask = mask[:, None, None, :]
+            x = torch.relu(self.stem_bn(self.stem(x).transpose(1, 2)).transpose(1, 2)) * p.mask
+            mask = p.mask[:, None, None, :, 0]
         # contiguous: a channels-last-strided backbone input makes int8 re-export guard on the grid length
-        return x.transpose(1, 2).contiguous()[:, :, None, :] * mask, mask
+        return x.transpose(1, 2).contiguous().reshape(x.shape[0], x.shape[2], 1, x.shape[1]), mask
 
     def score_parts(self, parts: GridParts) -> StudentOutput:
         """Window logits and embedding from the grid parts of a batch (``[B, G, ...]``) or of one recording."""
