@@ -101,3 +101,28 @@ def test_bf16_autocast_training_step_on_gpu():
     assert torch.isfinite(loss)
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in task.parameters() if p.grad is not None)
+
+
+@pytest.mark.gpu
+def test_student_bf16_training_step_and_folded_eval_on_gpu():
+    from training.engine import autocast
+    from training.models import build_model
+
+    student = build_model("student_demo").cuda()
+    kp = torch.rand(4, 900, 20, 3, device="cuda")
+    kp[..., 2] = 1.0
+    fps, lengths = torch.full((4,), 30.0, device="cuda"), torch.tensor([900, 900, 800, 900], device="cuda")
+    with autocast(torch.device("cuda"), True):
+        out = student.score_infant20(kp, fps, lengths)
+        loss = out.logit.float().square().mean()
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in student.parameters() if p.grad is not None)
+    # eval mode folds the stem: a batch gives each recording its own score (as alone), in bf16 as in fp32
+    student.eval()
+    with torch.no_grad():
+        alone = student.score_infant20(kp[2:3], fps[2:3], lengths[2:3], student.grid_length(900)).logit
+        batched = student.score_infant20(kp, fps, lengths).logit
+        with autocast(torch.device("cuda"), True):
+            half = student.score_infant20(kp, fps, lengths).logit.float()
+    torch.testing.assert_close(batched[2:3], alone, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(half, batched, atol=0.05, rtol=0.05)
