@@ -170,6 +170,11 @@ def _flat(x: Tensor) -> Tensor:
     return x.reshape(*x.shape[:-2], x.shape[-2] * x.shape[-1])
 
 
+def _joints(x: Tensor, blocks: int = 2) -> Tensor:
+    """The joint columns of a grid part: ``[..., G, blocks * (V + 1)]`` -> ``[..., G, blocks * V]``."""
+    return _flat(_xy(x, blocks)[..., :-1])
+
+
 class FusedSkeletonPreprocess(nn.Module):
     """:class:`SkeletonPreprocess`'s features, arranged for ExecuTorch/XNNPACK (the student's version).
 
@@ -249,14 +254,13 @@ class FusedSkeletonPreprocess(nn.Module):
             return mat, 1.0 - mat.sum(axis=1)
 
         seen, seen_bias = all_seen([*src, trunk])  # [V + 1]: each joint, then the whole trunk (ok)
-        ok, ok_bias = all_seen([trunk])
         vis = np.zeros((len(used), 3 * j))  # picks the visibility of the used input joints
         vis[np.arange(len(used)), 3 * np.asarray(used) + 2] = 1.0
         # x block: the V joints' x, then the body axis' x (masked by ok, as the recording statistics want it)
         rel_xy = np.concatenate([on(rel, 0), on(axis[None], 0), on(rel, 1), on(axis[None], 1)])
         vis_bias = np.full(len(used), -self.min_visibility)
         return {"rel_vis": np.concatenate([rel_xy, vis]), "rel_vis_bias": np.r_[np.zeros(len(rel_xy)), vis_bias],
-                "seen": seen, "seen_bias": seen_bias, "ok": ok, "ok_bias": ok_bias}
+                "seen": seen, "seen_bias": seen_bias}
 
     @staticmethod
     def _grid_constants(parents: np.ndarray) -> dict[str, np.ndarray]:
@@ -304,16 +308,17 @@ class FusedSkeletonPreprocess(nn.Module):
     def features(self, p: GridParts) -> Tensor:
         """``[..., G, 140]`` rotated, scaled and masked features from :meth:`parts` or :meth:`parts_batch`."""
         lin = nn.functional.linear
-        position, velocity, seen = self.joints(p.position), self.joints(p.velocity) * p.rate, self.joints(p.seen, 1)
+        position, velocity, seen = self.joint_parts(p)
         seen2 = torch.cat([seen, seen], dim=-1)
         bone = lin(position, self.bone) * torch.relu(lin(seen2, self.bone_seen, self.bone_seen_bias))
         feats = [self.turn(position, p), self.turn(velocity, p), self.turn(bone, p), seen]
         return torch.cat(feats, dim=-1) * p.mask
 
     @staticmethod
-    def joints(x: Tensor, blocks: int = 2) -> Tensor:
-        """The joint columns of a grid part: ``[..., G, blocks * (V + 1)]`` -> ``[..., G, blocks * V]``."""
-        return _flat(_xy(x, blocks)[..., :-1])
+    def joint_parts(p: GridParts) -> tuple[Tensor, Tensor, Tensor]:
+        """Position ``[..., G, 2V]``, velocity per second ``[..., G, 2V]`` and seen ``[..., G, V]``: the joint
+        columns of the grid parts, before rotation and scale."""
+        return _joints(p.position), _joints(p.velocity) * p.rate, _joints(p.seen, 1)
 
     def turn(self, x: Tensor, p: GridParts) -> Tensor:
         """Rotation and scale of ``[G, 2V]`` (x then y of each joint) by the recording's ``along``/``across``."""
@@ -357,7 +362,7 @@ class FusedSkeletonPreprocess(nn.Module):
         coords, vis = out[..., :n], out[..., n:]
         seen_in = torch.clamp(torch.floor(vis) + 1.0, 0.0, 1.0)  # [T, U]: vis >= 0.5
         seen = torch.relu(lin(seen_in, c("seen"), c("seen_bias")))  # [T, V+1]: each joint; the whole trunk (ok)
-        ok = torch.relu(lin(seen_in, c("ok"), c("ok_bias")))  # [T, 1]
+        ok = lin(seen, self.pick_last)  # [T, 1]
         # [T, 2(V+1)]: joint - trunk centre where the joint is seen; the body axis where the trunk is
         rel = _flat(_xy(coords) * _xy(seen, 1))
         stats = (lin(rel * rel, self.stats_sq) + lin(seen, self.stats_seen)) * ok + lin(rel, self.stats_axis)

@@ -176,22 +176,22 @@ class Student(nn.Module):
         turned = (torch.diag(pre.swap_sign) @ pre.swap).t()  # x -> sign * swap(x), acting on rows
         for buffer in (self.fold_along, self.fold_across, self.fold_const, self.fold_position, self.fold_velocity):
             buffer.zero_()
-        for i, start in enumerate((0, 2 * v)):  # position, velocity: [x block, y block] -> rows with extra columns
-            moving = folded[start: start + 2 * v]
-            rows = [i * 2 * (v + 1) + k * (v + 1) + torch.arange(v) for k in (0, 1)]
-            self.fold_along[torch.cat(rows)] = moving
-            self.fold_across[torch.cat(rows)] = turned @ moving
-            (self.fold_position if i == 0 else self.fold_velocity)[torch.cat(rows)] = 1.0
+        # position, velocity: [x block, y block] of V -> rows of blocks of V + 1 (extra column: weight 0)
+        for i, gate in enumerate((self.fold_position, self.fold_velocity)):
+            moving = folded[2 * v * i: 2 * v * (i + 1)]
+            rows = torch.cat([(2 * i + k) * (v + 1) + torch.arange(v) for k in (0, 1)])
+            self.fold_along[rows] = moving
+            self.fold_across[rows] = turned @ moving
+            gate[rows] = 1.0
         seen_rows = 4 * (v + 1) + torch.arange(v + 1)
         self.fold_const[seen_rows[:v]] = folded[4 * v:]
         self.fold_const[seen_rows[v]] = g * (w @ b) + sbn.bias - sbn.running_mean * g
 
     def features(self, p: GridParts) -> Tensor:
         """``[G, 100]``: rotated and scaled positions and velocities, and seen flags (training path)."""
-        pre = self.preprocess
-        parts = [pre.turn(pre.joints(p.position), p), pre.turn(pre.joints(p.velocity) * p.rate, p),
-                 pre.joints(p.seen, 1)]
-        return torch.cat(parts, dim=-1) * p.mask
+        position, velocity, seen = self.preprocess.joint_parts(p)
+        turn = self.preprocess.turn
+        return torch.cat([turn(position, p), turn(velocity, p), seen], dim=-1) * p.mask
 
     def _stem_folded(self, p: GridParts) -> Tensor:
         """``[B, G, C0]``: the stem's output from the grid parts with the folded constants (eval mode).
