@@ -72,6 +72,33 @@ def unet_flops(pipe, frames: int, height: int, width: int) -> float:
     return float(counter.get_total_flops())
 
 
+def median_seconds(fn, reps: int = 5) -> float:
+    """Median wall time of ``fn`` over ``reps`` synchronised calls, after one warm-up call."""
+    fn(); sync()
+    times = []
+    for _ in range(reps):
+        sync(); t0 = time.perf_counter(); fn(); sync(); times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def unet_call_fn(pipe, batch: int, dtype, kernels, h: int, w: int):
+    """A no-argument function: one UNet call on ``batch`` random 16-frame windows of ``h x w`` latents, with a
+    pose residual, under the given SDPA kernels."""
+    from server_animator.animator.pipeline import _sdpa_kernels
+
+    unet, dev = pipe.unet, pipe.unet.device
+    x = torch.randn(batch, 16, 8, h, w, device=dev, dtype=dtype)
+    ctx = torch.randn(batch, 5, unet.config.cross_attention_dim, device=dev, dtype=dtype)
+    ids = torch.tensor([[6.0, 127.0, 0.02]] * batch, device=dev, dtype=dtype)
+    res = torch.randn(batch * 16, unet.config.block_out_channels[0], h, w, device=dev, dtype=dtype)
+
+    def call():
+        with torch.no_grad(), _sdpa_kernels(kernels), pipe.pose_injection.active(res):
+            return unet(x, torch.tensor(10.0, device=dev), encoder_hidden_states=ctx, added_time_ids=ids,
+                        return_dict=False)[0]
+    return call
+
+
 class StepClock:
     """Progress callback that synchronises and stamps the time after every denoising step."""
 
@@ -208,25 +235,8 @@ def mode_probe(args) -> dict:
     flops = unet_flops(pipe, 16, args.height, args.width)
     out = {"unet_tflop_per_batch1_window_call": round(flops / 1e12, 2), "variants": []}
 
-    def bench(fn, reps=5):
-        fn(); sync()
-        times = []
-        for _ in range(reps):
-            sync(); t0 = time.perf_counter(); fn(); sync(); times.append(time.perf_counter() - t0)
-        return statistics.median(times)
-
     def unet_call(batch, dtype, kernels=None, wpb=1):
-        b = batch * wpb
-        x = torch.randn(b, 16, 8, h, w, device=dev, dtype=dtype)
-        ctx = torch.randn(b, 5, unet.config.cross_attention_dim, device=dev, dtype=dtype)
-        ids = torch.tensor([[6.0, 127.0, 0.02]] * b, device=dev, dtype=dtype)
-        res = torch.randn(b * 16, unet.config.block_out_channels[0], h, w, device=dev, dtype=dtype)
-        from server_animator.animator.pipeline import _sdpa_kernels
-
-        def f():
-            with torch.no_grad(), _sdpa_kernels(kernels), pipe.pose_injection.active(res):
-                unet(x, torch.tensor(10.0, device=dev), encoder_hidden_states=ctx, added_time_ids=ids, return_dict=False)
-        return f
+        return unet_call_fn(pipe, batch * wpb, dtype, kernels, h, w)
 
     def record(name, seconds, evals):
         row = {"variant": name, "seconds_per_call": round(seconds, 4),
@@ -235,22 +245,22 @@ def mode_probe(args) -> dict:
         out["variants"].append(row)
         print(json.dumps(row), flush=True)
 
-    s = bench(unet_call(1, torch.float16))
+    s = median_seconds(unet_call(1, torch.float16))
     record("fp16 batch 1 (seed: x2 per window-step)", 2 * s, 2)
     pipe.to(dtype=torch.bfloat16)
     for kernels in (None, ("flash",), ("cudnn",), ("efficient",)):
         try:
-            record(f"bf16 batched CFG, SDPA {kernels or 'default'}", bench(unet_call(2, torch.bfloat16, kernels)), 2)
+            record(f"bf16 batched CFG, SDPA {kernels or 'default'}", median_seconds(unet_call(2, torch.bfloat16, kernels)), 2)
         except RuntimeError as e:
             print(f"SDPA {kernels}: {str(e)[:120]}", flush=True)
     fastest = ("cudnn", "flash", "efficient", "math")  # first that runs
-    record("bf16 batched CFG x3 windows, SDPA cudnn", bench(unet_call(2, torch.bfloat16, fastest, 3), reps=3), 6)
+    record("bf16 batched CFG x3 windows, SDPA cudnn", median_seconds(unet_call(2, torch.bfloat16, fastest, 3), reps=3), 6)
     # VAE: 4-frame chunks one per call vs several per call
     z = torch.randn(8, 4, h, w, device=dev)
     for dtype in (torch.float16, torch.bfloat16):
         pipe.vae.to(dtype)
         for per_call in (1, 2):
-            sec = bench(lambda: pipe.decode_latents(z, 4, per_call), reps=3)
+            sec = median_seconds(lambda: pipe.decode_latents(z, 4, per_call), reps=3)
             row = {"variant": f"VAE decode {dtype}, {4 * per_call} frames/call", "seconds_per_frame": round(sec / 8, 4)}
             out["variants"].append(row); print(json.dumps(row), flush=True)
     if args.compile:
@@ -260,7 +270,7 @@ def mode_probe(args) -> dict:
             f = unet_call(2, torch.bfloat16, fastest)
             f(); sync()
             compile_s = time.perf_counter() - t0
-            record(f"bf16 batched CFG, cudnn, torch.compile({args.compile_mode})", bench(f), 2)
+            record(f"bf16 batched CFG, cudnn, torch.compile({args.compile_mode})", median_seconds(f), 2)
             out["variants"][-1]["compile_seconds"] = round(compile_s, 1)
         except Exception as e:  # report, keep the other numbers
             out["compile_error"] = f"{type(e).__name__}: {str(e)[:500]}"
@@ -296,34 +306,18 @@ def kernel_table(fn, top: int = 25) -> dict:
 def mode_layers(args) -> dict:
     """Where one bf16 batched-CFG UNet call (one window) spends its GPU time: eager, compiled, and compiled
     with cuDNN's convolution autotuning (``torch.backends.cudnn.benchmark``)."""
-    from server_animator.animator.pipeline import _sdpa_kernels
-
-    h, w = args.height // 8, args.width // 8
     pipe = build(args, torch.bfloat16)
-    unet, dev = pipe.unet, pipe.unet.device
     flops = unet_flops(pipe, 16, args.height, args.width)
     out: dict = {"unet_tflop_per_batch1_window_call": round(flops / 1e12, 2)}
-    b, dtype = 2, torch.bfloat16
-    x = torch.randn(b, 16, 8, h, w, device=dev, dtype=dtype)
-    ctx = torch.randn(b, 5, unet.config.cross_attention_dim, device=dev, dtype=dtype)
-    ids = torch.tensor([[6.0, 127.0, 0.02]] * b, device=dev, dtype=dtype)
-    res = torch.randn(b * 16, unet.config.block_out_channels[0], h, w, device=dev, dtype=dtype)
-
-    def call():
-        with torch.no_grad(), _sdpa_kernels(("cudnn", "flash", "efficient", "math")), pipe.pose_injection.active(res):
-            return unet(x, torch.tensor(10.0, device=dev), encoder_hidden_states=ctx, added_time_ids=ids,
-                        return_dict=False)[0]
+    call = unet_call_fn(pipe, 2, torch.bfloat16, ("cudnn", "flash", "efficient", "math"),
+                        args.height // 8, args.width // 8)
 
     def measure(name: str, reps: int = 5, **extra) -> None:
-        times = []
-        for _ in range(reps):
-            sync(); t0 = time.perf_counter(); call(); sync(); times.append(time.perf_counter() - t0)
-        sec = statistics.median(times)
+        sec = median_seconds(call, reps)
         out[name] = {"seconds_per_call": round(sec, 4), "tflops_per_s": round(2 * flops / sec / 1e12, 1),
                      **extra, **kernel_table(call)}
         print(name, json.dumps(out[name])[:1500], flush=True)
 
-    call(); sync()
     if not args.skip_eager:
         measure("eager")
     if args.compile:
@@ -331,7 +325,7 @@ def mode_layers(args) -> dict:
 
         inductor_config.coordinate_descent_tuning = args.tune
         t0 = time.perf_counter()
-        unet.compile(mode=args.compile_mode, fullgraph=False, dynamic=False)
+        pipe.unet.compile(mode=args.compile_mode, fullgraph=False, dynamic=False)
         call(); sync()
         label = "compiled" + (" (coordinate-descent tuning)" if args.tune else "")
         measure(label, reps=3, compile_seconds=round(time.perf_counter() - t0, 1))
