@@ -188,8 +188,9 @@ def convert_coreml(exported: Any, module: Any, example: tuple[Any, Any], contrac
     return source
 
 
-COREML_PRECISION = ("float16 for per-frame ops; float32 for reductions and per-recording statistics "
-                    "(sums over up to 36000 frames overflow float16's 65504)")
+def coreml_precision(contract: InputContract) -> str:
+    return ("float16 for per-frame ops; float32 for reductions and per-recording statistics "
+            f"(sums over up to {contract.max_frames} frames overflow float16's 65504)")
 
 
 def _fp16_op(op: Any) -> bool:
@@ -378,7 +379,7 @@ def build_manifest(module: Any, meta: dict, contract: InputContract, quant_info:
         "artifacts": {
             MODEL_PTE: {"runtime": "executorch", "backend": "xnnpack", "dtype": "float32"},
             MODEL_INT8_PTE: {"runtime": "executorch", "backend": "xnnpack", "dtype": "int8", "quantization": quant_info},
-            MODEL_MLPACKAGE: {"runtime": "coreml", "format": "mlprogram", "compute_precision": COREML_PRECISION,
+            MODEL_MLPACKAGE: {"runtime": "coreml", "format": "mlprogram", "compute_precision": coreml_precision(contract),
                               "io_dtype": "float32", "minimum_deployment_target": "iOS16", "converted_from": coreml_source},
             MODEL_BUNDLED: {"runtime": "executorch bundled program", "program": MODEL_PTE, "test_cases": n_cases,
                             "atol": BUNDLED_ATOL, "rtol": BUNDLED_RTOL, "method": "forward"},

@@ -164,6 +164,6 @@ def _verification(ver: Any) -> list[str]:
     out = [f"On {ver['n_recordings']} held-out recordings of {ver['n_infants']} infants ({ver['platform']}):", "",
            "| check | result | value | limit |", "|---|---|---|---|"]
     for c in ver["checks"]:
-        value = "" if c["value"] is None else f"{c['value']:.3g}"
+        value = "" if c["value"] is None else _fmt(float(c["value"]))  # 4 digits: r = 0.99991 must not read "1"
         out.append(f"| {c['name']} | {c['status']} | {value} | {c['limit']}" + (f" ({c['detail']})" if c["detail"] else "") + " |")
     return out
