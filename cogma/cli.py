@@ -3,14 +3,15 @@
 Each package registers its own sub-commands in ``<package>/cli.py`` through
 ``register(subparsers)``; registration imports nothing heavy, so ``--help``
 is quick and one part's missing optional model never breaks another's.
-User errors (:class:`skeleton.errors.CogmaError`) are printed as one line and
-exit with status 2, never as a traceback.
+User errors (:class:`skeleton.errors.CogmaError`, and paths the system refuses to read
+or write) are printed as one line and exit with status 2, never as a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 
@@ -46,8 +47,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def os_error_message(e: OSError) -> str:
+    """``cannot use 'out/x.npz': Read-only file system`` — the path the user gave (a rename's target), not a
+    temporary file next to it."""
+    path = e.filename2 if e.filename2 is not None else e.filename
+    reason = e.strerror or str(e)
+    return f"cannot use {str(path)!r}: {reason}" if path is not None else reason
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("KIVY_NO_ARGS", "1")  # Kivy must not eat our flags
+    # torchao warns on import that its CUDA-only kernels (mxfp8, CUTLASS) did not load: nothing a user can act
+    # on, and it buried the one-line errors of `cogma export` / `verify` on a CPU.
+    logging.getLogger("torchao").setLevel(logging.ERROR)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -57,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except CogmaError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a path that cannot be read or written: the user's to fix, not a crash
+        print(f"error: {os_error_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -68,13 +68,16 @@ def _export(args: argparse.Namespace) -> int:
 
     from .bundle import sha256_file, zip_bundle
     from .data import HELDOUT_INFANTS, calibration_spec, heldout_spec, load_samples
-    from .exporter import check_meta, export_bundle
+    from .exporter import ExportError, check_meta, check_output_folder, export_bundle
 
+    if args.heldout_infants is not None and args.heldout_infants < 2:
+        raise ExportError("--heldout-infants must be at least 2 (the parity checks need typical and atypical infants)")
+    check_output_folder(args.out, args.force)  # before minutes of work
     module, meta_obj = load_student(args.checkpoint)
     meta = meta_obj.to_dict()
     contract = check_meta(meta)
     cal_spec = _read_spec(args.calibration_data) or calibration_spec(meta)
-    held_spec = _read_spec(args.heldout_data) or heldout_spec(meta, args.heldout_infants or HELDOUT_INFANTS)
+    held_spec = _read_spec(args.heldout_data) or heldout_spec(meta, HELDOUT_INFANTS if args.heldout_infants is None else args.heldout_infants)
     _log(f"regenerating calibration recordings ({cal_spec.get('kind')}) and held-out recordings ({held_spec.get('kind')})")
     calibration = load_samples(cal_spec, contract)
     heldout = load_samples(held_spec, contract)

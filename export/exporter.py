@@ -33,6 +33,7 @@ from .bundle import (
     MODEL_PTE,
     OUTPUT_NAME,
     OUTPUT_NAMES,
+    MANIFEST,
     BundleError,
     InputContract,
     load_bundle,
@@ -264,6 +265,20 @@ def bundled_cases(heldout: Sequence[Sample], contract: InputContract, n: int) ->
 # ---------------------------------------------------------------- the whole export
 
 
+def check_output_folder(out: Path, force: bool) -> None:
+    """The bundle may go to a new or empty folder; ``force`` replaces an earlier bundle, never other files."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ExportError(f"{out} is a file; give a folder for the bundle")
+    if not any(out.iterdir()):
+        return
+    if not force:
+        raise ExportError(f"{out} exists; choose another folder or pass --force to replace it")
+    if not (out / MANIFEST).is_file():
+        raise ExportError(f"{out} holds files that are not a model bundle; --force only replaces a bundle folder")
+
+
 def export_bundle(module: Any, meta: dict, out: str | os.PathLike, *, calibration: Sequence[Sample],
                   heldout: Sequence[Sample], heldout_spec: dict | None, source: dict[str, Any] | None = None,
                   options: ExportOptions | None = None, force: bool = False,
@@ -277,8 +292,7 @@ def export_bundle(module: Any, meta: dict, out: str | os.PathLike, *, calibratio
 
     options = options or ExportOptions()
     out = Path(out)
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not force:
-        raise ExportError(f"{out} exists; choose another folder or pass --force to replace it")
+    check_output_folder(out, force)
     contract = check_meta(meta)
     if not calibration:
         raise ExportError("no calibration recordings for int8 (training recordings within the input contract)")

@@ -22,6 +22,7 @@ from skeleton.timing import resample_fps
 
 from cogma import NOT_FOR_CLINICAL_USE
 
+from .age import age_window
 from .errors import AppError, ScorerError, VideoError
 from .pose.backend import PoseBackend, PoseStats, ProgressFn
 from .scoring import Scorer, band_for, open_scorer
@@ -201,6 +202,10 @@ def screen(
     else:
         reasons += report.reasons
     warnings = list(report.warnings)
+    window = age_window(rec.age_weeks) if rec.age_weeks is not None else None
+    too_old = window is not None and window.period == "too_old"  # GMA applies up to ~20 weeks corrected age
+    if window is not None and not window.in_window:
+        (reasons if too_old else warnings).append(window.message)
     info = scorer.info
     result = ScreenResult(
         input=path.name, input_kind=kind, scorable=False, reasons=reasons, warnings=warnings,
@@ -212,7 +217,8 @@ def screen(
         quality=report.metrics, pose=stats.to_dict() if stats else {}, timings_s=timings, recording=rec,
     )
     if reasons:
-        result.advice = "Please record again; the reasons above say what to change."
+        result.advice = ("Please talk to your doctor or nurse about your baby's movements." if too_old else
+                         "Please record again; the reasons above say what to change.")
         return _finish(result, t0, say)
     scored, cut_warnings = _fit_contract(rec, scorer)
     try:
@@ -232,6 +238,10 @@ def screen(
     return _finish(result, t0, say)
 
 
+    window = age_window(rec.age_weeks) if rec.age_weeks is not None else None
+    too_old = window is not None and window.period == "too_old"  # GMA applies up to ~20 weeks corrected age
+    if window is not None and not window.in_window:
+        (reasons if too_old else warnings).append(window.message)
 def _finish(result: ScreenResult, t0: float, say: Callable[[float, str], None]) -> ScreenResult:
     result.timings_s["total"] = time.perf_counter() - t0
     result.timings_s = {k: round(v, 3) for k, v in result.timings_s.items()}

@@ -133,6 +133,10 @@ class ServerConfig:
         for name in ("heartbeat_s", "lease_s", "reaper_interval_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise ConfigError(f"data_dir {self.data_dir} is a file; give a folder for the server's data")
+        if self.port > 65535:
+            raise ConfigError(f"port must be between 1 and 65535, not {self.port}")
         if self.lease_s <= self.heartbeat_s:
             raise ConfigError("lease_s must be longer than heartbeat_s, or live jobs would be retried")
         if self.render_width % 2 or self.render_height % 2:
@@ -214,6 +218,10 @@ def load_config(
             data = tomllib.loads(p.read_text())
         except FileNotFoundError:
             raise ConfigError(f"configuration file {p} does not exist") from None
+        except IsADirectoryError:
+            raise ConfigError(f"configuration file {p} is a folder; give a .toml file") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"configuration file {p} is not a TOML text file") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"configuration file {p} is not valid TOML: {e}") from None
         unknown = sorted(set(data) - known)

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from .errors import CogmaError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="generate one synthetic infant recording (.npz)",
@@ -57,6 +59,9 @@ def _synth(args: argparse.Namespace) -> int:
 def _synth_cohort(args: argparse.Namespace) -> int:
     from .synthetic import CohortConfig, generate_cohort
 
+    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+        raise CogmaError(f"{args.out} is not an empty folder; choose a new one (a cohort's labels.csv must list "
+                         "exactly the recordings beside it)")
     overrides = {k: v for k, v in (("prevalence", args.prevalence), ("age_band", args.age_band),
                                    ("difficulty", args.difficulty)) if v is not None}
     entries = generate_cohort(CohortConfig(n_infants=args.infants, seed=args.seed, **overrides),

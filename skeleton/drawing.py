@@ -8,6 +8,8 @@ brightness, each joint a filled circle in its colour. Images are RGB uint8.
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -125,13 +127,27 @@ def draw_skeleton(
 
 
 class VideoWriter:
-    """An mp4 writer that takes RGB frames; refuses to fail silently."""
+    """An mp4 writer that takes RGB frames; refuses to fail silently.
+
+    Frames go to a temporary file beside ``path``, which takes its name only on :meth:`close`: an error or
+    Ctrl-C half way leaves an earlier video under that name untouched and no partial file behind."""
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int]):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), size)
+        if self.path.suffix.lower() != ".mp4":
+            raise CogmaError(f"{self.path}: a video file name must end in .mp4")
+        if self.path.is_dir():
+            raise CogmaError(f"{self.path} is a folder; give a file name ending in .mp4")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-", suffix=".mp4")
+        except OSError as e:  # name the file the user asked for, not the temporary one
+            raise OSError(e.errno, e.strerror, str(self.path)) from None
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), size)
         if not self._writer.isOpened():
+            self._tmp.unlink(missing_ok=True)
             raise CogmaError(f"cannot write video {self.path}")
         self.size = size
 
@@ -139,13 +155,23 @@ class VideoWriter:
         self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
     def close(self) -> None:
+        """Finish the video and give it its name."""
         self._writer.release()
+        if self._tmp.exists():
+            os.replace(self._tmp, self.path)
+
+    def discard(self) -> None:
+        self._writer.release()
+        self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> "VideoWriter":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
 
 
 def render_video(

@@ -100,8 +100,13 @@ class PoseRecording:
     def save(self, path: str | os.PathLike) -> Path:
         """Write atomically (a crash never leaves half a file under ``path``)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+        if path.is_dir():
+            raise RecordingError(f"{path} is a folder; give a file name ending in .npz")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+        except OSError as e:  # name the file the user asked for, not the temporary one
+            raise OSError(e.errno, e.strerror, str(path)) from None
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(self.to_bytes())
@@ -184,6 +189,8 @@ def _open_zip(source: str | os.PathLike | bytes | BinaryIO) -> zipfile.ZipFile:
         source = io.BytesIO(bytes(source))
     elif isinstance(source, (str, os.PathLike)):
         p = Path(source)
+        if p.is_dir():
+            raise _fail(f"{p} is a folder, not a pose recording (.npz)")
         if not p.is_file():
             raise _fail(f"{p}: no such file")
     try:

@@ -39,7 +39,7 @@ def register(subparsers) -> None:
     src.add_argument("--synthetic", type=int, metavar="N", help="a fresh synthetic cohort of N infants")
     e.add_argument("--seed", type=int, default=0, help="seed of the synthetic cohort (default 0)")
     e.add_argument("--prevalence", type=float, default=None, help="stated prevalence for PPV/NPV")
-    e.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the AUC CI")
+    e.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the AUC CI (0: no CI)")
     e.add_argument("--out", help="also write report.json, roc.png and calibration.png here")
     e.add_argument("--json", action="store_true", help="print the report as JSON")
     e.set_defaults(func=_evaluate)
@@ -117,6 +117,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_items, write_report
     from .experiment import load_any_model, score_recordings
 
+    if args.n_boot < 0:
+        raise TrainingCliError("--n-boot must be 0 (no confidence interval) or more")
+    if args.prevalence is not None and not 0.0 < args.prevalence < 1.0:
+        raise TrainingCliError("--prevalence must be between 0 and 1")
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise TrainingCliError(f"--out {args.out} is a file; give a folder for the report")
     torch.set_num_threads(1)
     model, kind, meta = load_any_model(args.model)
     spec = data_spec(args.data, args.synthetic, args.seed)
@@ -135,17 +141,24 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    ci = out.get("auc_ci") or [float("nan"), float("nan")]
+    ci = out.get("auc_ci") or [None, None]
     print(f"{out['notice']} — {out['screening']}")
     print(f"model {args.model} ({kind}); {out['n_recordings']} recordings of {out['n_infants']} infants")
-    rows = [("AUC", f"{out['auc']:.3f} (95% CI {ci[0]:.3f}-{ci[1]:.3f})"), ("threshold", f"{out['threshold']:.3f}"),
-            ("sensitivity", f"{out['sensitivity']:.3f}"), ("specificity", f"{out['specificity']:.3f}"),
-            ("PPV", f"{out['ppv']:.3f}"), ("NPV", f"{out['npv']:.3f}"),
-            ("Brier", f"{out['brier']:.3f}" if out.get("brier") is not None else "-"),
-            ("ECE", f"{out['ece']:.3f}" if out.get("ece") is not None else "-")]
+    if out.get("auc") is None:
+        auc = "n/a (the recordings hold only one class)"
+    else:
+        auc = _number(out["auc"]) + (f" (95% CI {_number(ci[0])}-{_number(ci[1])})" if ci[0] is not None else "")
+    labels = (("threshold", "threshold"), ("sensitivity", "sensitivity"), ("specificity", "specificity"),
+              ("PPV", "ppv"), ("NPV", "npv"), ("Brier", "brier"), ("ECE", "ece"))
+    rows = [("AUC", auc), *((label, _number(out.get(key))) for label, key in labels)]
     for name, value in rows:
         print(f"  {name:<12} {value}")
     return 0
+
+
+def _number(value: float | None) -> str:
+    """Three decimals, or "n/a" where a metric is undefined (one class only, no positives, ...)."""
+    return "n/a" if value is None or value != value else f"{value:.3f}"
 
 
 def _features(args: argparse.Namespace) -> int:

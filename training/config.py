@@ -7,6 +7,7 @@ with the list of known keys instead of silently falling back to a default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,16 @@ CV_VARIANTS = ("teacher", "teacher_no_colearning", "stgcn", "student", "hand_cra
 
 class ConfigError(CogmaError):
     """A configuration file or override that cannot be used."""
+
+
+def _at_least(value: int, low: int, name: str) -> None:
+    if value < low:
+        raise ConfigError(f"{name} must be at least {low}, not {value!r}")
+
+
+def _positive(value: float, name: str) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name} must be a number > 0, not {value!r}")
 
 
 @dataclass
@@ -49,12 +60,31 @@ class TrainConfig:
     num_workers: int = 0
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        _at_least(self.epochs, 1, "epochs")
+        _at_least(self.batch_size, 1, "batch_size")
+        _positive(self.lr, "lr")
+        _positive(self.crop_seconds, "crop_seconds")
+        _positive(self.grad_clip, "grad_clip")
+        for name in ("warmup_epochs", "num_threads", "num_workers"):
+            _at_least(getattr(self, name), 0, name)
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"weight_decay must be a number >= 0, not {self.weight_decay!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"device must be auto, cpu or cuda, not {self.device!r}")
+
 
 @dataclass
 class StageConfig:
     model: str = "teacher_small"
     model_overrides: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        from .models import FACTORIES  # the model registry (imports torch: only when a config is built)
+
+        if self.model not in FACTORIES:
+            raise ConfigError(f"unknown model {self.model!r}; known models: {', '.join(sorted(FACTORIES))}")
 
 
 @dataclass
@@ -82,6 +112,13 @@ class EvaluationConfig:
     prevalence: float | None = None  # stated prevalence for PPV/NPV; None: the sample's
     n_boot: int = 1000
 
+    def __post_init__(self) -> None:
+        _at_least(self.n_boot, 0, "n_boot")  # 0: no bootstrap confidence interval
+        if not 0.0 < self.target_sensitivity < 1.0:
+            raise ConfigError(f"target_sensitivity must be between 0 and 1, not {self.target_sensitivity!r}")
+        if self.prevalence is not None and not 0.0 < self.prevalence < 1.0:
+            raise ConfigError(f"prevalence must be between 0 and 1, not {self.prevalence!r}")
+
 
 @dataclass
 class CVConfig:
@@ -106,6 +143,7 @@ class ExperimentConfig:
     cv: CVConfig = field(default_factory=CVConfig)
 
     def __post_init__(self) -> None:
+        _at_least(self.seed, 0, "seed")
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {', '.join(TASKS)}, not {self.task!r}")
         bad = sorted(set(self.cv.variants) - set(CV_VARIANTS))
@@ -129,8 +167,8 @@ def _build(cls: type, data: Any, where: str) -> Any:
         kwargs[name] = _coerce(hints[name], value, f"{where}.{name}" if where else name)
     try:
         return cls(**kwargs)
-    except ConfigError:
-        raise
+    except ConfigError as e:  # a value the section refuses: say which section
+        raise ConfigError(f"{where}: {e}" if where else str(e)) from None
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where or 'config'}: {e}") from None
 
@@ -237,10 +275,18 @@ def _merge(base: dict, new: dict) -> dict:
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give a .yaml config file")
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a YAML config (not text)") from None
+    if not text.strip():
+        raise ConfigError(f"{path}: the config file is empty")
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(data, dict):

@@ -325,8 +325,8 @@ class CaptureScreen(Screen):
         if self._camera_event is not None:
             self._camera_event.cancel()
             self._camera_event = None
-        if self._recorder is not None:
-            self._recorder.close()
+        if self._recorder is not None:  # a recording left unfinished: no half video of the baby stays behind
+            self._recorder.discard()
             self._recorder = None
         if self._camera is not None:
             self._camera.play = False

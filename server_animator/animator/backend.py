@@ -22,6 +22,7 @@ Several workers share one machine by giving each its own ``device``
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -99,8 +100,26 @@ class AnimatorSettings:
                 raise AnimatorError(f"{name} must be at least 1")
         if not 0 <= self.overlap < self.window - 1:
             raise AnimatorError(f"overlap must be between 0 and {self.window - 2}")
-        if self.width % 64 or self.height % 64:
-            raise AnimatorError(f"width and height must be multiples of 64, not {self.width}x{self.height}")
+        if self.width % 64 or self.height % 64 or self.width < 64 or self.height < 64:
+            raise AnimatorError(f"width and height must be multiples of 64 (at least 64), not {self.width}x{self.height}")
+        if not (math.isfinite(self.guidance) and self.guidance >= 0):
+            raise AnimatorError(f"guidance must be a number >= 0, not {self.guidance!r}")
+        if self.device is not None:
+            check_device(self.device)
+
+
+def check_device(name: str) -> None:
+    """A torch device this machine has: ``cpu``, ``cuda`` or ``cuda:N``."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise AnimatorError(f"device must be cpu, cuda or cuda:N, not {name!r}") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise AnimatorError(f"device {name!r} asked for, but this machine has no such CUDA GPU")
+    if device.type not in ("cpu", "cuda"):
+        raise AnimatorError(f"device must be cpu, cuda or cuda:N, not {name!r}")
 
 
 @dataclass

@@ -75,6 +75,9 @@ def _is_converted(d: Path) -> bool:
 def find_weights(weights_dir: str | Path) -> WeightsLocation:
     """Locate either a converted pipeline or an SVD-xt base plus released checkpoint files under ``weights_dir``."""
     root = Path(weights_dir).expanduser()
+    if root.is_file():
+        raise WeightsError(f"weights {root} is a file; give the directory that holds the SVD-xt base and the "
+                           "InfantAnimator checkpoints")
     if not root.is_dir():
         raise WeightsError(f"weights directory {root} does not exist")
     if _is_converted(root):

@@ -7,6 +7,7 @@ import argparse
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from skeleton.errors import CogmaError, RecordingError
 
@@ -73,6 +74,12 @@ def test_backend_options_are_checked():
         AnimatorSettings.from_options({**TINY, "stepz": 3})
     with pytest.raises(AnimatorError, match="overlap"):
         AnimatorSettings.from_options({**TINY, "overlap": 15})
+    bad = [({"guidance": float("nan")}, "guidance must be a number >= 0"), ({"width": 0, "height": 0}, "at least 64"),
+           ({"device": "banana"}, "device must be cpu, cuda or cuda:N"),
+           ({"device": f"cuda:{torch.cuda.device_count()}"}, "no such CUDA GPU")]
+    for options, message in bad:
+        with pytest.raises(AnimatorError, match=message):
+            AnimatorSettings.from_options({**TINY, **options})
     s = AnimatorSettings.from_options({"weights": "/models/ia", "qa": {"min_pck": 0.8}})
     assert s.weights_dir == "/models/ia" and s.qa.min_pck == 0.8
 

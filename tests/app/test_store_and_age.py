@@ -99,3 +99,13 @@ def test_a_damaged_database_is_a_clear_error(tmp_path):
     (tmp_path / "cogma.sqlite3").write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="cannot be opened"):
         Store(tmp_path)
+
+
+def test_screening_follows_the_gma_age_window(recordings, scorer):
+    too_old = screen(recordings["typical"], scorer=scorer, age_weeks=30.0)
+    assert not too_old.scorable and too_old.risk is None
+    assert any("up to 20 weeks" in r for r in too_old.reasons) and "doctor or nurse" in too_old.advice
+    between = screen(recordings["typical"], scorer=scorer, age_weeks=8.5)
+    assert between.scorable and any("less reliable" in w for w in between.warnings)
+    in_window = screen(recordings["typical"], scorer=scorer, age_weeks=12.0)
+    assert in_window.scorable and not any("weeks" in w for w in in_window.warnings)

@@ -91,6 +91,22 @@ def test_cli_user_errors_are_one_line(tmp_path, capsys):
     assert "not valid JSON" in capsys.readouterr().err
 
 
+def test_export_never_replaces_files_that_are_not_a_bundle(tmp_path, capsys):
+    precious = tmp_path / "thesis"
+    (precious / "chapters").mkdir(parents=True)
+    (precious / "thesis.txt").write_text("years of work")
+    student = str(REPO / "training" / "demo" / "student.pt")
+    cases = [(["--out", str(precious), "--force"], "not a model bundle; --force only replaces a bundle folder"),
+             (["--out", str(precious / "thesis.txt")], "is a file"),
+             (["--out", str(tmp_path / "new"), "--heldout-infants", "0"], "--heldout-infants must be at least 2")]
+    for extra, message in cases:
+        assert cogma(["export", student, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err, err
+    assert (precious / "thesis.txt").read_text() == "years of work" and (precious / "chapters").is_dir()
+    assert not (tmp_path / "new").exists()
+
+
 def test_verify_names_a_missing_checkpoint(tmp_path, capsys):
     assert cogma(["verify", str(DEMO_BUNDLE), "--checkpoint", str(tmp_path / "gone.pt")]) == 2
     assert "pass --checkpoint" in capsys.readouterr().err

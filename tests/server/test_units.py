@@ -35,6 +35,7 @@ def test_config_layers(tmp_path):
     ({"COGMA_LEASE_S": "1", "COGMA_HEARTBEAT_S": "2"}, "lease_s"),
     ({"COGMA_BACKEND_OPTIONS": "[1, 2]"}, "JSON object"),
     ({"COGMA_RENDER_WIDTH": "101"}, "even"),
+    ({"COGMA_PORT": "70000"}, "port must be between 1 and 65535"),
 ])
 def test_config_errors_are_clear(tmp_path, env, phrase):
     with pytest.raises(ConfigError, match=phrase):
@@ -48,6 +49,10 @@ def test_config_file_errors(tmp_path):
     bad.write_text("prot = 1\n")
     with pytest.raises(ConfigError, match="unknown configuration keys.*prot"):
         load_config(bad, env={})
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config(tmp_path, env={})
+    with pytest.raises(ConfigError, match="data_dir .* is a file"):
+        load_config(None, env={"COGMA_DATA_DIR": str(bad)})
 
 
 def test_generated_secret_is_private_and_stable(tmp_path):

@@ -77,3 +77,22 @@ def test_synth_cohort_writes_labels(tmp_path):
     assert out.returncode == 0, out.stderr
     rows = (tmp_path / "c" / "labels.csv").read_text().splitlines()
     assert rows[0].startswith("file,infant_id,label") and len(rows) - 1 == len(list((tmp_path / "c").glob("*.npz")))
+
+
+def test_unwritable_outputs_are_one_line_errors(tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("x")
+    synth = ("synth", "--kind", "normal_writhing", "--age-weeks", "4", "--seconds", "10", "--out")
+    for out, message in ((tmp_path / "folder", "is a folder"), (tmp_path / "file" / "x.npz", "cannot use")):
+        done = run(*synth, str(out))
+        assert done.returncode == 2 and done.stderr.startswith("error: ") and message in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and str(out) in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder"]  # no temporary file left behind
+
+
+def test_synth_cohort_refuses_a_folder_with_files(tmp_path):
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "labels.csv").write_text("mine\n")
+    done = run("synth-cohort", "--infants", "2", "--out", str(tmp_path / "c"))
+    assert done.returncode == 2 and "not an empty folder" in done.stderr
+    assert (tmp_path / "c" / "labels.csv").read_text() == "mine\n" and len(list((tmp_path / "c").iterdir())) == 1

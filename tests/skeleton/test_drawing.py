@@ -3,7 +3,15 @@ import numpy as np
 import pytest
 
 from skeleton import CogmaError, PoseRecording
-from skeleton.drawing import OPENPOSE_COLORS, CanvasFit, draw_openpose, draw_skeleton, openpose_frames, render_video
+from skeleton.drawing import (
+    OPENPOSE_COLORS,
+    CanvasFit,
+    VideoWriter,
+    draw_openpose,
+    draw_skeleton,
+    openpose_frames,
+    render_video,
+)
 
 
 def openpose_frame() -> np.ndarray:
@@ -67,3 +75,29 @@ def test_unknown_style_is_refused(tmp_path):
     with pytest.raises(CogmaError, match="unknown render style"):
         render_video(PoseRecording(np.full((45, 33, 3), 0.5, np.float32), "mediapipe33", 15, (32, 32)),
                      tmp_path / "v.mp4", style="neon")
+
+
+def test_video_writer_names_the_file_only_when_done(tmp_path):
+    out = tmp_path / "v.mp4"
+    frame = np.zeros((32, 48, 3), np.uint8)
+    with VideoWriter(out, 10.0, (48, 32)) as w:
+        for _ in range(5):
+            w.write(frame)
+    first = out.read_bytes()
+    with pytest.raises(KeyboardInterrupt):
+        with VideoWriter(out, 10.0, (48, 32)) as w:
+            w.write(frame + 255)
+            raise KeyboardInterrupt  # Ctrl-C half way
+    assert out.read_bytes() == first and [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+    cap.release()
+
+
+@pytest.mark.parametrize("name, message", [("v.npz", "must end in .mp4"), ("v", "must end in .mp4"),
+                                           ("folder.mp4", "is a folder")])
+def test_video_writer_wants_an_mp4_file(tmp_path, name, message):
+    (tmp_path / "folder.mp4").mkdir()
+    with pytest.raises(CogmaError, match=message):
+        VideoWriter(tmp_path / name, 10.0, (48, 32))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.mp4"]

@@ -62,12 +62,23 @@ def test_evaluate_json_has_the_promised_fields(trained, capsys):
     assert rc == 0 and json.loads(capsys.readouterr().out)["model_kind"] == "classifier"
 
 
+def test_evaluate_text_report_when_a_metric_is_undefined(trained, capsys):
+    # 3 synthetic infants of seed 0 are all typical: AUC and sensitivity do not exist, and say so
+    rc = cogma_main(["evaluate", str(trained / "teacher.pt"), "--synthetic", "3", "--seed", "0", "--n-boot", "0"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "AUC          n/a (the recordings hold only one class)" in out
+    assert "sensitivity  n/a" in out and "specificity  0." in out
+
+
 def test_user_errors_are_one_line_messages(trained, tmp_path, capsys):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(CONFIG)
     cases = [
         (["train", "--config", str(cfg), "teacher.train.epoch=1"], "unknown key(s) epoch"),
         (["train", "--config", str(tmp_path / "none.yaml")], "no such config file"),
+        (["train", "--config", str(cfg), "teacher.train.epochs=0"], "epochs must be at least 1"),
+        (["evaluate", str(trained / "student.pt"), "--synthetic", "3", "--n-boot", "-1"], "--n-boot must be 0"),
+        (["evaluate", str(trained / "student.pt"), "--synthetic", "3", "--out", str(cfg)], "is a file"),
         (["evaluate", str(tmp_path / "none.pt"), "--synthetic", "3"], "no such student checkpoint"),
         (["evaluate", str(trained / "student.pt"), "--data", str(tmp_path / "nowhere")], "not a folder of recordings"),
     ]

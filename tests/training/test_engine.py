@@ -1,5 +1,7 @@
 """Engine: configs with overrides, determinism by seed, resume, padding, inference."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -34,6 +36,33 @@ def test_config_file_overrides_and_clear_errors(tmp_path):
         config_from_dict({"task": "dance"})
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("teacher.train.epochs=0", "teacher.train: epochs must be at least 1"),
+    ("student.train.batch_size=0", "student.train: batch_size must be at least 1"),
+    ("teacher.train.lr=-1", "teacher.train: lr must be a number > 0"),
+    ("teacher.train.crop_seconds=0", "crop_seconds must be a number > 0"),
+    ("teacher.train.device=gpu", "device must be auto, cpu or cuda"),
+    ("teacher.model=nonexistent", "teacher: unknown model 'nonexistent'"),
+    ("seed=-3", "seed must be at least 0"),
+    ("evaluation.n_boot=-1", "n_boot must be at least 0"),
+    ("evaluation.prevalence=1.5", "prevalence must be between 0 and 1"),
+])
+def test_config_refuses_values_training_cannot_use(tmp_path, override, message):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\n")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(path, [override])
+
+
+def test_config_file_must_be_yaml_text_with_settings(tmp_path):
+    (tmp_path / "empty.yaml").write_text("  \n")
+    (tmp_path / "binary.yaml").write_bytes(b"\x93NUMPY\xff\x00")
+    with pytest.raises(ConfigError, match="empty"):  # not a silent full default training run
+        load_config(tmp_path / "empty.yaml")
+    with pytest.raises(ConfigError, match="not a YAML config"):
+        load_config(tmp_path / "binary.yaml")
 
 
 def test_collate_pads_and_keeps_lengths(recordings):

@@ -340,6 +340,8 @@ def read_checkpoint(path: str | Path, format_name: str, kind: str) -> dict[str, 
     """The payload of a CoGMA checkpoint of ``format_name`` (never unpickles code); :class:`StudentError`
     naming the problem — missing, unreadable, or another kind of file — for anything else."""
     path = Path(path)
+    if path.is_dir():
+        raise StudentError(f"{path} is a folder; give the checkpoint file (.pt)")
     if not path.is_file():
         raise StudentError(f"{path}: no such {'student' if kind == 'student' else 'model'} checkpoint")
     try:
