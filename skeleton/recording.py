@@ -251,8 +251,8 @@ def load_recording(source: str | os.PathLike | bytes | BinaryIO) -> PoseRecordin
     for key in _FIELDS:
         if key not in meta:
             raise _fail(f"missing field {key!r}")
-    if kp.dtype.kind not in "fiu":
-        raise _fail(f"keypoints must be numbers, not {kp.dtype}")
+    if kp.dtype.kind != "f":  # integers would be pixels or a broken writer: x, y are fractions of the frame
+        raise _fail(f"keypoints must be floating-point (x, y as fractions of the frame, visibility 0-1), not {kp.dtype}")
     fs = meta["frame_size"]
     if not (isinstance(fs, list) and len(fs) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in fs)):
         raise _fail("frame_size must be [width, height] in pixels")

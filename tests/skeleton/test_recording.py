@@ -75,6 +75,7 @@ def test_round_trip_property(kp, fps, age, label):
         (npz_bytes(keypoints=np.where(np.arange(33)[None, :, None] == 3, np.nan, KP), meta=good_meta()), "NaN"),
         (npz_bytes(keypoints=np.where(np.arange(33)[None, :, None] == 3, np.inf, KP), meta=good_meta()), "infinite"),
         (npz_bytes(keypoints=KP * 9, meta=good_meta()), "far outside the frame"),
+        (npz_bytes(keypoints=(KP * 100).astype(np.int32), meta=good_meta()), "must be floating-point"),
         (npz_bytes(keypoints=KP, meta=good_meta(fps=2)), "outside 5-240 fps"),
         (npz_bytes(keypoints=KP, meta=good_meta(fps=1000)), "outside 5-240 fps"),
         (npz_bytes(keypoints=KP[:10], meta=good_meta()), "too short"),
