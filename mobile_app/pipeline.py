@@ -204,8 +204,10 @@ def screen(
     warnings = list(report.warnings)
     window = age_window(rec.age_weeks) if rec.age_weeks is not None else None
     too_old = window is not None and window.period == "too_old"  # GMA applies up to ~20 weeks corrected age
-    if window is not None and not window.in_window:
-        (reasons if too_old else warnings).append(window.message)
+    if too_old:
+        reasons.append(window.message)
+    elif window is not None and not window.in_window:
+        warnings.append(window.message)
     info = scorer.info
     result = ScreenResult(
         input=path.name, input_kind=kind, scorable=False, reasons=reasons, warnings=warnings,
@@ -238,10 +240,6 @@ def screen(
     return _finish(result, t0, say)
 
 
-    window = age_window(rec.age_weeks) if rec.age_weeks is not None else None
-    too_old = window is not None and window.period == "too_old"  # GMA applies up to ~20 weeks corrected age
-    if window is not None and not window.in_window:
-        (reasons if too_old else warnings).append(window.message)
 def _finish(result: ScreenResult, t0: float, say: Callable[[float, str], None]) -> ScreenResult:
     result.timings_s["total"] = time.perf_counter() - t0
     result.timings_s = {k: round(v, 3) for k, v in result.timings_s.items()}
