@@ -97,16 +97,22 @@ def _is_recording(path: Path) -> bool:
     return path.suffix.lower() == ".npz"
 
 
-def load_input_recording(path: Path, age_weeks: float | None) -> PoseRecording:
+def load_input_recording(path: Path, age_weeks: float | None) -> tuple[PoseRecording, list[str]]:
+    """The recording, with ``age_weeks`` (when given) in place of the age stored in it, and a note when the
+    two differ by more than a week (the age at recording is what GMA needs)."""
     try:
         rec = load_recording(path)
     except RecordingError as e:
         raise AppError(f"{path.name}: this pose recording cannot be used: {e}") from None
-    if age_weeks is not None:
-        from dataclasses import replace
+    if age_weeks is None:
+        return rec, []
+    from dataclasses import replace
 
-        rec = replace(rec, age_weeks=age_weeks)
-    return rec
+    notes = []
+    if rec.age_weeks is not None and abs(rec.age_weeks - age_weeks) > 1.0:
+        notes.append(f"The recording was saved at {rec.age_weeks:g} weeks corrected age; the {age_weeks:g} weeks "
+                     "given now were used. Use the age on the day of recording.")
+    return replace(rec, age_weeks=age_weeks), notes
 
 
 def app_checks(stats: PoseStats | None, rec: PoseRecording) -> list[str]:
@@ -163,13 +169,14 @@ def screen(
     scorer = scorer or open_scorer(bundle)
     timings: dict[str, float] = {}
     stats: PoseStats | None = None
+    input_notes: list[str] = []
     if not path.exists():
         raise VideoError(f"{path.name}: the file does not exist.")
     if path.is_dir():
         raise VideoError(f"{path.name}: this is a folder; please choose a video file.")
     if _is_recording(path):
         say(0.0, "Reading the pose recording")
-        rec = load_input_recording(path, age_weeks)
+        rec, input_notes = load_input_recording(path, age_weeks)
         kind = "recording"
     else:
         if path.suffix.lower() not in VIDEO_SUFFIXES and path.suffix:
@@ -201,7 +208,7 @@ def screen(
         reasons += [r for r in report.reasons if r.startswith(_LENGTH_AND_RATE_REASONS)]
     else:
         reasons += report.reasons
-    warnings = list(report.warnings)
+    warnings = [*input_notes, *report.warnings]
     window = age_window(rec.age_weeks) if rec.age_weeks is not None else None
     too_old = window is not None and window.period == "too_old"  # GMA applies up to ~20 weeks corrected age
     if too_old:

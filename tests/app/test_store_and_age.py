@@ -109,3 +109,14 @@ def test_screening_follows_the_gma_age_window(recordings, scorer):
     assert between.scorable and any("less reliable" in w for w in between.warnings)
     in_window = screen(recordings["typical"], scorer=scorer, age_weeks=12.0)
     assert in_window.scorable and not any("weeks" in w for w in in_window.warnings)
+
+
+def test_an_age_that_contradicts_the_recording_is_noted(recordings, scorer):
+    from skeleton.recording import load_recording
+
+    stored = load_recording(recordings["typical"]).age_weeks
+    assert stored is not None and stored < 14.0
+    later = screen(recordings["typical"], scorer=scorer, age_weeks=stored + 5.0)
+    assert later.age_weeks == stored + 5.0 and any(f"saved at {stored:g} weeks" in w for w in later.warnings)
+    same = screen(recordings["typical"], scorer=scorer, age_weeks=stored + 0.5)
+    assert not any("saved at" in w for w in same.warnings)
