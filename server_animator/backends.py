@@ -70,7 +70,8 @@ class RenderBackend:
         self.size = config.render_size
         opts = config.backend_options
         self.min_visibility = float(opts.get("min_visibility", 0.3))
-        self.min_visible_fraction = float(opts.get("min_visible_fraction", 0.0))
+        # below this share of keypoints seen and inside the picture, the video is (nearly) blank: QA fails
+        self.min_visible_fraction = float(opts.get("min_visible_fraction", 0.2))
 
     def animate(self, recording: PoseRecording, out_dir: Path, progress: Progress) -> AnimationResult:
         from skeleton.drawing import VideoWriter, openpose_frames
@@ -87,7 +88,8 @@ class RenderBackend:
                 written += 1
                 progress((i + 1) / total)  # cheap: the worker throttles what it writes
         op18 = convert(recording.keypoints, recording.schema, "openpose18")
-        drawn = int((op18[..., 2] >= self.min_visibility).sum())
+        inside = ((op18[..., :2] >= 0.0) & (op18[..., :2] <= 1.0)).all(axis=-1)
+        drawn = int(((op18[..., 2] >= self.min_visibility) & inside).sum())
         readback = _count_frames(video)
         visible_fraction = drawn / max(1, op18.shape[0] * op18.shape[1])
         checks = {

@@ -166,7 +166,7 @@ def _validate(rec: PoseRecording) -> None:
         raise _fail("visibility values must lie between 0 and 1")
     if rec.age_weeks is not None:
         a = rec.age_weeks
-        if isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a):
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not _finite(a):
             raise _fail("age_weeks must be a number (corrected age in weeks)")
         if not AGE_WEEKS_RANGE[0] <= a <= AGE_WEEKS_RANGE[1]:
             raise _fail(f"corrected age {a:g} weeks is outside {AGE_WEEKS_RANGE[0]:g}..{AGE_WEEKS_RANGE[1]:g}")
@@ -179,6 +179,14 @@ def _validate(rec: PoseRecording) -> None:
         raise _fail("extra metadata must be a JSON object")
     if any("birth" in str(k).lower() for k in rec.extra):
         raise _fail("recordings must not carry a birth date; store the corrected age in weeks instead")
+
+
+def _finite(x: int | float) -> bool:
+    """A JSON number that is finite as a float (a 400-digit integer overflows ``float()``)."""
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
 
 
 _FIELDS = ("schema", "fps", "frame_size")
@@ -241,6 +249,8 @@ def load_recording(source: str | os.PathLike | bytes | BinaryIO) -> PoseRecordin
         meta = json.loads(str(meta_arr))
     except json.JSONDecodeError as e:
         raise _fail(f"field 'meta' is not valid JSON: {e.msg}") from None
+    except RecursionError:  # a small text can nest deeper than Python's stack
+        raise _fail("field 'meta' is not valid JSON: nested too deeply") from None
     if not isinstance(meta, dict):
         raise _fail("field 'meta' must be a JSON object")
     if meta.get("format") != FORMAT_NAME:
@@ -257,7 +267,7 @@ def load_recording(source: str | os.PathLike | bytes | BinaryIO) -> PoseRecordin
     if not (isinstance(fs, list) and len(fs) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in fs)):
         raise _fail("frame_size must be [width, height] in pixels")
     fps = meta["fps"]
-    if isinstance(fps, bool) or not isinstance(fps, (int, float)):
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not _finite(fps):
         raise _fail("fps must be a number")
     label = meta.get("label")
     return PoseRecording(

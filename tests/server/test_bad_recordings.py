@@ -57,6 +57,8 @@ def _cases() -> dict[str, tuple[bytes, int, str]]:
         "bad fps": (_npz(keypoints=kp, meta=_meta(fps=1000)), 422, "frame rate"),
         "off frame": (_npz(keypoints=kp * 9, meta=_meta()), 422, "outside the frame"),
         "birth date": (_npz(keypoints=kp, meta=_meta(extra={"birth_date": "2026-01-01"})), 422, "birth date"),
+        "fps too big for a float": (_npz(keypoints=kp, meta=_meta(fps=10**400)), 422, "fps must be a number"),
+        "meta nested too deeply": (_npz(keypoints=kp, meta=np.array("[" * 60000)), 422, "nested too deeply"),
         "oversized": (good + bytes(1024 * 1024 + 10), 413, "larger than the limit"),
     }
 
@@ -113,3 +115,29 @@ def test_malformed_requests(api, recording_bytes):
     r = api.http.post("/v1/submissions", headers={**h, "Idempotency-Key": "k-3", "Content-Type": "multipart/form-data"},
                       content=b"--garbage")
     assert 400 <= r.status_code < 500
+
+
+def test_server_keeps_only_the_validated_recording(shared_stack, api):
+    """Bytes before the archive (a video, say), a zip comment and free-text metadata are not stored."""
+    from skeleton.recording import load_recording
+
+    buf = io.BytesIO(make_recording(frames=12))
+    with zipfile.ZipFile(buf, "a") as zf:
+        zf.comment = b"mother: Jane Smith"
+    names = {"child_name": "Emma Smith", "parent_email": "jane@example.com"}
+    hidden = b"JUNK" * 4 + b"\x00\x00\x00\x18ftypmp42 pretend this is a video " * 100
+    kp = np.full((12, 33, 3), 0.5, np.float32)
+    uploads = {"hidden bytes": hidden + buf.getvalue(),
+               "names": _npz(keypoints=kp, meta=_meta(extra=names, device="Jane's iPhone", infant_id="Emma Smith")),
+               "pseudonym": _npz(keypoints=kp, meta=_meta(infant_id="0123456789abcdef0123456789abcdef"))}
+    token, consent_id = api.device_with_consent()
+    for name, data in uploads.items():
+        r = api.submit(token, consent_id, data)
+        assert r.status_code == 202, (name, r.text)
+        stored = (shared_stack.data_dir / "blobs" / "submissions" / r.json()["submission_id"] / "recording.npz")
+        content = stored.read_bytes()
+        for secret in (b"JUNK", b"ftyp", b"Jane", b"Emma", b"jane@example.com"):
+            assert secret not in content, (name, secret)
+        rec = load_recording(content)
+        assert rec.extra == {} and rec.device == "unknown" and rec.num_frames == 12
+        assert rec.infant_id == ("0123456789abcdef0123456789abcdef" if name == "pseudonym" else None)

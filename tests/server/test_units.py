@@ -13,7 +13,7 @@ from server_animator.config import ConfigError, ServerConfig, load_config
 from server_animator.db import get_engine, migrate, schema_is_current
 from server_animator.security import LinkError, RateLimiter, hash_token, new_token, sign, verify
 from server_animator.storage import LocalStore, StorageError
-from skeleton.recording import load_recording
+from skeleton.recording import PoseRecording, load_recording
 from server_testkit import REPO, make_recording
 
 
@@ -107,6 +107,21 @@ def test_render_backend_qa_report(tmp_path):
     assert result.qa_report["frames_read_back"] == 15 and result.qa_report["keypoints_drawn"] > 0
     assert seen[-1] == 1.0 and seen == sorted(seen)
     json.dumps(result.qa_report)
+
+
+@pytest.mark.parametrize("keypoints", ["unseen", "off the picture"])
+def test_render_qa_fails_a_blank_video(tmp_path, keypoints):
+    backend = load_backend(ServerConfig(data_dir=tmp_path, render_width=64, render_height=112))
+    rec = load_recording(make_recording(frames=15))
+    kp = rec.keypoints.copy()
+    if keypoints == "unseen":
+        kp[..., 2] = 0.0
+    else:
+        kp[..., :2] = -0.5
+    result = backend.animate(PoseRecording(kp, rec.schema, rec.fps, rec.frame_size), tmp_path / "out", lambda f: None)
+    assert not result.passed and result.qa_report["keypoints_drawn"] == 0
+    assert result.qa_report["checks"] == {"all_frames_written": True, "video_reads_back": True,
+                                          "enough_visible_keypoints": False}
 
 
 def test_missing_backend_is_a_clear_error(tmp_path):

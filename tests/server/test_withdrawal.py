@@ -24,7 +24,7 @@ def test_withdrawal_during_job_erases_everything(make_stack):
     api = stack.client()
     token = api.register()["token"]
     withdrawn, kept = api.consent(token), api.consent(token)
-    marker = "MARKER-" + uuid.uuid4().hex
+    marker = uuid.uuid4().hex  # stored as the recording's pseudonym (the server keeps only pseudonym-shaped ids)
     body = api.submit(token, withdrawn, make_recording(frames=60, fps=20, seed=5, marker=marker)).json()
     sid, job_id = body["submission_id"], body["job_id"]
     other = api.submit(token, kept, make_recording(frames=20, fps=20, seed=6)).json()

@@ -76,6 +76,9 @@ def test_round_trip_property(kp, fps, age, label):
         (npz_bytes(keypoints=np.where(np.arange(33)[None, :, None] == 3, np.inf, KP), meta=good_meta()), "infinite"),
         (npz_bytes(keypoints=KP * 9, meta=good_meta()), "far outside the frame"),
         (npz_bytes(keypoints=(KP * 100).astype(np.int32), meta=good_meta()), "must be floating-point"),
+        (npz_bytes(keypoints=KP, meta=good_meta(fps=10**400)), "fps must be a number"),  # float() overflows
+        (npz_bytes(keypoints=KP, meta=good_meta(age_weeks=10**400)), "age_weeks must be a number"),
+        (npz_bytes(keypoints=KP, meta=np.array("[" * 60000)), "nested too deeply"),  # RecursionError in json
         (npz_bytes(keypoints=KP, meta=good_meta(fps=2)), "outside 5-240 fps"),
         (npz_bytes(keypoints=KP, meta=good_meta(fps=1000)), "outside 5-240 fps"),
         (npz_bytes(keypoints=KP[:10], meta=good_meta()), "too short"),

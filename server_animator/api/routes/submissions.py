@@ -9,10 +9,10 @@ reaper enqueues any queued job that the queue does not hold.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
-import zipfile
+import re
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Request, UploadFile
@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from skeleton.errors import RecordingError
-from skeleton.recording import load_recording
+from skeleton.recording import PoseRecording, load_recording
 
 from ...db import session
 from ...erasure import audit, erase_submission, finish_erasure
@@ -46,16 +46,16 @@ def _looks_like_video(head: bytes, content_type: str | None) -> bool:
     return any(head[off:off + len(sig)] == sig for off, sig in _VIDEO_MAGIC)
 
 
-def _canonical_bytes(data: bytes, rec) -> bytes:  # noqa: ANN001
-    """What to store: the upload itself when it holds exactly the two validated members (re-compressing
-    costs ~7 ms a request), else the validated recording written afresh (drops anything extra)."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            if sorted(zf.namelist()) == ["keypoints.npy", "meta.npy"]:
-                return data
-    except zipfile.BadZipFile:
-        pass
-    return rec.to_bytes()
+_PSEUDONYM = re.compile(r"[0-9a-f]{32}")  # the app's random per-baby pseudonym (uuid4 hex)
+
+
+def _server_copy(rec: PoseRecording) -> bytes:
+    """What the server keeps of an upload: the validated recording written afresh, never the upload's own
+    bytes (a zip archive may carry anything before it or in its comment, a video included), and without the
+    free-text fields a client could fill with names: ``device`` and ``extra`` are dropped, ``infant_id`` is kept
+    only when it is a pseudonym of the app's form. Costs ~7 ms a request (compression)."""
+    pseudonym = rec.infant_id if rec.infant_id and _PSEUDONYM.fullmatch(rec.infant_id) else None
+    return replace(rec, device="unknown", infant_id=pseudonym, extra={}).to_bytes()
 
 
 def _read_upload(upload: UploadFile, limit: int, what: str) -> bytes:
@@ -132,7 +132,7 @@ def submit(
     sub_id = new_id()
     prefix = submission_prefix(sub_id)
     try:
-        state.store.put_bytes(prefix + "recording.npz", _canonical_bytes(data, rec))
+        state.store.put_bytes(prefix + "recording.npz", _server_copy(rec))
         if video_data:
             state.store.put_bytes(prefix + "source_video", video_data)
     except (OSError, StorageError) as e:
