@@ -77,6 +77,8 @@ class ServerConfig:
     max_signed_url_ttl_s: int = 3600
     enrollment_key: str = ""  # when set, POST /v1/devices needs the X-Enrollment-Key header
     max_upload_bytes: int = 16 * 1024 * 1024
+    # a few KB of zip can hold hundreds of thousands of frames and keep a worker busy for minutes
+    max_frames: int = 36000  # per submission: 10 min at 60 fps
     rate_limit_per_minute: int = 120  # requests per device
     rate_limit_burst: int = 60
     registrations_per_minute: int = 60  # all devices together
@@ -126,8 +128,8 @@ class ServerConfig:
             raise ConfigError(
                 f"backend must be 'render', 'diffusion' or 'package.module:ClassName', not {self.backend!r}"
             )
-        for name in ("port", "max_attempts", "worker_threads", "max_upload_bytes", "rate_limit_per_minute",
-                     "rate_limit_burst", "signed_url_ttl_s", "render_width", "render_height"):
+        for name in ("port", "max_attempts", "worker_threads", "max_upload_bytes", "max_frames",
+                     "rate_limit_per_minute", "rate_limit_burst", "signed_url_ttl_s", "render_width", "render_height"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
         for name in ("heartbeat_s", "lease_s", "reaper_interval_s"):

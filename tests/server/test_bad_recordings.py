@@ -60,6 +60,9 @@ def _cases() -> dict[str, tuple[bytes, int, str]]:
         "fps too big for a float": (_npz(keypoints=kp, meta=_meta(fps=10**400)), 422, "fps must be a number"),
         "meta nested too deeply": (_npz(keypoints=kp, meta=np.array("[" * 60000)), 422, "nested too deeply"),
         "oversized": (good + bytes(1024 * 1024 + 10), 413, "larger than the limit"),
+        # ~100 KB of zip, 36001 frames: over the server's max_frames (a worker would render it for minutes)
+        "too many frames": (_npz(keypoints=np.full((36001, 33, 3), 0.5, np.float32), meta=_meta()), 422,
+                            "at most 36000 per submission"),
     }
 
 

@@ -128,6 +128,10 @@ def submit(
     except RecordingError as e:
         state.metrics.submissions.labels("invalid_recording").inc()
         raise HTTPException(422, f"invalid recording: {e}") from None
+    if rec.num_frames > cfg.max_frames:
+        state.metrics.submissions.labels("invalid_recording").inc()
+        raise HTTPException(422, f"invalid recording: {rec.num_frames} frames; this server takes at most "
+                                 f"{cfg.max_frames} per submission (send a shorter stretch)")
 
     sub_id = new_id()
     prefix = submission_prefix(sub_id)
