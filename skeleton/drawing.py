@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -18,6 +17,7 @@ import cv2
 import numpy as np
 
 from .errors import CogmaError
+from .files import temp_file_beside
 from .mapping import convert
 from .recording import PoseRecording
 from .schemas import get_schema
@@ -136,16 +136,9 @@ class VideoWriter:
         self.path = Path(path)
         if self.path.suffix.lower() != ".mp4":
             raise CogmaError(f"{self.path}: a video file name must end in .mp4")
-        if self.path.is_dir():
-            raise CogmaError(f"{self.path} is a folder; give a file name ending in .mp4")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-", suffix=".mp4")
-        except OSError as e:  # name the file the user asked for, not the temporary one
-            raise OSError(e.errno, e.strerror, str(self.path)) from None
+        fd, self._tmp = temp_file_beside(self.path, ".mp4")
         os.close(fd)
-        self._tmp = Path(tmp)
-        self._writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), size)
+        self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), size)
         if not self._writer.isOpened():
             self._tmp.unlink(missing_ok=True)
             raise CogmaError(f"cannot write video {self.path}")

@@ -16,7 +16,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field, replace
@@ -26,6 +25,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .errors import RecordingError, SchemaError
+from .files import temp_file_beside
 from .mapping import convert
 from .schemas import get_schema
 
@@ -100,19 +100,13 @@ class PoseRecording:
     def save(self, path: str | os.PathLike) -> Path:
         """Write atomically (a crash never leaves half a file under ``path``)."""
         path = Path(path)
-        if path.is_dir():
-            raise RecordingError(f"{path} is a folder; give a file name ending in .npz")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-        except OSError as e:  # name the file the user asked for, not the temporary one
-            raise OSError(e.errno, e.strerror, str(path)) from None
+        fd, tmp = temp_file_beside(path, ".npz", RecordingError)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(self.to_bytes())
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
         return path
 
