@@ -3,9 +3,15 @@ ExecuTorch runtime (fp32 and int8) vs eager PyTorch, and peak memory — in one 
 
     .venv/bin/python benchmarks/export_bundle.py [--bundle export/demo_bundle] [--checkpoint PATH]
 
-Latency: median of ``--repeats`` calls after two warm-up calls, on one synthetic recording
-(skeleton.synthetic, normal writhing, 180 s at 30 fps). torch uses one intra-op thread and
-ExecuTorch's XNNPACK thread pool is set to one thread, so the ratio compares like with like.
+Latency: median of ``--rounds`` x 5 calls per engine after two warm-up calls, on one synthetic
+recording (skeleton.synthetic, normal writhing, 180 s at 30 fps). The engines take turns, five calls
+each per round, so a slow spell of the machine hits all of them alike. torch uses one intra-op
+thread and ExecuTorch's XNNPACK thread pool is set to one thread, so the ratio compares like with
+like. Both engines score the same input as it arrives (eager: the tensor, ``.pte``:
+``PteRunner.run_unchecked`` on the array, which wraps it as a tensor and checks the three scores
+that come back). The input-contract check (shape, frame count, fps, finite values), which
+``PteRunner.run`` and ``cogma screen`` do once per recording whatever the engine, is timed on its
+own row and not counted in either engine's latency.
 
 Peak memory: each engine runs in a fresh subprocess that imports everything first, then reads
 VmRSS, loads the model, scores the recording once, and reads VmHWM (the kernel's peak resident
@@ -26,6 +32,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -80,14 +87,19 @@ def memory(engine: str, bundle: Path, checkpoint: Path) -> dict:
     return {"peak_rss_mb": m["peak_rss_kb"] / 1024, "added_mb": (m["peak_rss_kb"] - m["rss_after_imports_kb"]) / 1024}
 
 
-def timed(fn, repeats: int) -> dict:
-    fn(), fn()  # warm-up: first calls allocate and pack weights
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times), "repeats": repeats}
+def timed(fns: dict[str, Callable[[], object]], rounds: int, per_round: int = 5) -> dict:
+    """Latency of each function, in turns: ``per_round`` calls of each, ``rounds`` times."""
+    for fn in fns.values():
+        fn(), fn()  # warm-up: first calls allocate and pack weights
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            for _ in range(per_round):
+                t = time.perf_counter()
+                fn()
+                times[name].append((time.perf_counter() - t) * 1000)
+    return {name: {"median_ms": statistics.median(v), "min_ms": min(v), "max_ms": max(v), "repeats": len(v)}
+            for name, v in times.items()}
 
 
 def sizes(bundle: Path) -> dict:
@@ -101,7 +113,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", type=Path, default=REPO / "export" / "demo_bundle")
     ap.add_argument("--checkpoint", type=Path, default=None, help="default: the checkpoint named in the manifest")
-    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--rounds", type=int, default=8, help="turns of 5 calls per engine (default 8)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
@@ -113,7 +125,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
-    from export.bundle import MODEL_INT8_PTE, MODEL_PTE, load_bundle
+    from export.bundle import MODEL_INT8_PTE, MODEL_PTE, check_landmarks, load_bundle
     from export.runtime import PteRunner, runtime_threads, set_runtime_threads
     from training.models.student import load_student
 
@@ -130,11 +142,13 @@ def main() -> int:
         with torch.no_grad():
             return model(x, f)
 
-    latency = {
-        "eager_torch": timed(eager, args.repeats),
-        "pte_fp32": timed(lambda: fp32.run(kp, rec.fps), args.repeats),
-        "pte_int8": timed(lambda: int8.run(kp, rec.fps), args.repeats),
-    }
+    latency = timed({
+        "eager_torch": eager,
+        "pte_fp32": lambda: fp32.run_unchecked(kp, rec.fps),
+        "pte_int8": lambda: int8.run_unchecked(kp, rec.fps),
+        "input_check": lambda: check_landmarks(kp, rec.fps, bundle.input_contract),
+        "pte_fp32_checked": lambda: fp32.run(kp, rec.fps),
+    }, args.rounds)
     mem = {name: memory(name, args.bundle, checkpoint) for name in ("eager", MODEL_PTE, MODEL_INT8_PTE)}
     size = sizes(args.bundle)
     eager_ms = latency["eager_torch"]["median_ms"]
@@ -171,6 +185,10 @@ def table(r: dict) -> str:
         f"{sp['pte_fp32']:>9.2f}x{mem['model.pte']['peak_rss_mb']:>7.0f} MB{mem['model.pte']['added_mb']:>6.0f} MB",
         f"{'model_int8.pte':<22}{s['model_int8.pte'] / 1024:>7.0f} KB{lat['pte_int8']['median_ms']:>16.1f} ms"
         f"{sp['pte_int8']:>9.2f}x{mem['model_int8.pte']['peak_rss_mb']:>7.0f} MB{mem['model_int8.pte']['added_mb']:>6.0f} MB",
+        f"{'input check (either)':<22}{'':>10}{lat['input_check']['median_ms']:>16.1f} ms",
+        f"{'model.pte + check':<22}{'':>10}{lat['pte_fp32_checked']['median_ms']:>16.1f} ms"
+        f"{lat['eager_torch']['median_ms'] / lat['pte_fp32_checked']['median_ms']:>9.2f}x"
+        "  (PteRunner.run: check, then score)",
         f"{'model.mlpackage':<22}{s['model.mlpackage'] / 1024:>7.0f} KB{'(macOS only)':>19}",
         f"{'model_bundled.bpte':<22}{s['model_bundled.bpte'] / 1024:>7.0f} KB",
         f"{'whole bundle':<22}{s['bundle_total'] / 1024:>7.0f} KB",
