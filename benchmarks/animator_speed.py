@@ -187,6 +187,7 @@ def mode_e2e(args) -> dict:
     print(json.dumps(results["seed"]), flush=True)
     # fast path, same weights in bf16
     pipe.to(dtype=fast_dtype)
+    kernels = pipe.enable_fast_kernels() if args.fast_kernels else []
     compile_s = 0.0
     if args.compile:
         pipe.compile(mode=args.compile_mode, vae=args.compile_vae)
@@ -197,7 +198,8 @@ def mode_e2e(args) -> dict:
         run_clip(pipe, ref, poses[:16], argparse.Namespace(**{**vars(args), "steps": 1}), **fast_knobs)
     fast = run_clip(pipe, ref, poses, args, **fast_knobs)
     label = (f"fast: bf16, batched CFG, {args.windows_per_batch} window(s)/call, SDPA {args.sdpa or 'default'}, "
-             f"VAE {4 * args.decode_batch} frames/call" + (f", torch.compile({args.compile_mode})" if args.compile else ""))
+             f"VAE {4 * args.decode_batch} frames/call" + (f", torch.compile({args.compile_mode})" if args.compile else "")
+             + (", VAE compiled" if args.compile and args.compile_vae else "") + "".join(f", {k}" for k in kernels))
     results["fast"] = summarize(label, fast, n, len(windows), args, flops)
     results["fast"]["compile_seconds"] = round(compile_s, 1)
     results["fast"]["speedup_vs_seed"] = round(seed["total_s"] / fast["total_s"], 2)
@@ -308,7 +310,8 @@ def mode_layers(args) -> dict:
     with cuDNN's convolution autotuning (``torch.backends.cudnn.benchmark``)."""
     pipe = build(args, torch.bfloat16)
     flops = unet_flops(pipe, 16, args.height, args.width)
-    out: dict = {"unet_tflop_per_batch1_window_call": round(flops / 1e12, 2)}
+    out: dict = {"unet_tflop_per_batch1_window_call": round(flops / 1e12, 2),
+                 "fast_kernels": pipe.enable_fast_kernels() if args.fast_kernels else []}
     call = unet_call_fn(pipe, 2, torch.bfloat16, ("cudnn", "flash", "efficient", "math"),
                         args.height // 8, args.width // 8)
 
@@ -410,6 +413,8 @@ def main(argv=None) -> None:
     p.add_argument("--tune", action="store_true", help="--mode layers: inductor coordinate-descent tuning")
     p.add_argument("--skip-eager", action="store_true", help="--mode layers: compiled variants only")
     p.add_argument("--approx", action="store_true", help="also time guidance on half of the steps")
+    p.add_argument("--fast-kernels", action="store_true",
+                   help="fast path with the exact kernel swaps of server_animator/animator/kernels.py")
     p.add_argument("--clips", type=int, default=2, help="clips per worker in --mode scaling")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)

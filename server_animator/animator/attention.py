@@ -28,6 +28,8 @@ from diffusers.models.attention_processor import Attention, AttnProcessor2_0, XF
 from diffusers.utils.import_utils import is_xformers_available
 from torch import nn
 
+from .kernels import short_attention, short_attention_fits
+
 AttentionBackend = Literal["sdpa", "xformers"]
 NUM_ID_TOKENS = 4
 
@@ -136,6 +138,37 @@ class FaceFreeTemporalAttnProcessor:
         query = attn.to_q(hidden_states)
         out = multi_head_attention(query, attn.to_k(context), attn.to_v(context), attn.heads, self.backend)
         return _finish(attn, out, residual)
+
+
+class ShortSelfAttnProcessor:
+    """Self-attention over a few tokens — the temporal attention's frames — with the Triton kernel of
+    :func:`.kernels.short_attention` on CUDA; anything it does not take goes to the stock processor."""
+
+    def __init__(self) -> None:
+        self.fallback = AttnProcessor2_0()
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        plain = (encoder_hidden_states is None and attention_mask is None and hidden_states.ndim == 3
+                 and attn.spatial_norm is None and attn.group_norm is None and attn.norm_q is None
+                 and attn.norm_k is None)
+        if not (plain and short_attention_fits(hidden_states, attn.heads)):
+            return self.fallback(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+        out = short_attention(attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states), attn.heads)
+        return _finish(attn, out, hidden_states)
+
+
+def use_short_self_attention(unet: nn.Module) -> int:
+    """The temporal self-attention layers get :class:`ShortSelfAttnProcessor`; returns how many."""
+    names = [n for n in unet.attn_processors if ".temporal_transformer_blocks." in n and n.endswith("attn1.processor")]
+    unet.set_attn_processor({n: ShortSelfAttnProcessor() if n in names else p for n, p in unet.attn_processors.items()})
+    return len(names)
 
 
 def _self_attention_processor(backend: AttentionBackend):

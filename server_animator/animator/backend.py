@@ -58,6 +58,7 @@ class AnimatorSettings:
     face_model_dir: str | None = None
     pose_model: str | None = None
     compile: bool = False
+    fast_kernels: bool = True  # exact kernel swaps on CUDA (kernels.py); no effect on the CPU
     windows_per_batch: int = 1
     decode_chunks_per_batch: int = 2
     sdpa_backends: tuple[str, ...] | None = None
@@ -150,6 +151,8 @@ class Animator:
         self.face_embedder = face_model.embed if face_model else None
         pose_model = qa.configured_pose_model(settings.pose_model)
         self.pose_model_path = pose_model
+        if settings.fast_kernels:
+            self.pipe.enable_fast_kernels()
         if settings.compile:  # UNet and VAE decoder (benchmarks/animator_speed.py, docs/animator.md)
             self.pipe.compile(vae=True)
 

@@ -141,6 +141,22 @@ class InfantAnimatorPipeline(DiffusionPipeline):
         """``"sdpa"`` (PyTorch: flash / cuDNN / memory-efficient kernels) or ``"xformers"``."""
         install_infant_animator_processors(self.unet, self.num_id_tokens, backend)
 
+    def enable_fast_kernels(self) -> list[str]:
+        """Exact kernel swaps for CUDA (:mod:`.kernels`): the temporal self-attention through a Triton kernel
+        for short sequences, the temporal ``Conv3d`` of UNet and VAE decoder channels-last. Same outputs up
+        to rounding; returns what was switched on (nothing without CUDA and Triton)."""
+        from .attention import use_short_self_attention
+        from .kernels import channels_last_temporal_convs, triton_available
+
+        if self.device.type != "cuda":
+            return []
+        done = []
+        if triton_available():
+            done.append(f"short-sequence Triton attention in {use_short_self_attention(self.unet)} temporal layers")
+        convs = channels_last_temporal_convs(self.unet) + channels_last_temporal_convs(self.vae.decoder)
+        done.append(f"{len(convs)} temporal Conv3d channels-last")
+        return done
+
     def compile(self, mode: str | None = None, vae: bool = False) -> None:
         """``torch.compile`` the UNet (and optionally the VAE decoder); the first call compiles (~2-3 min on an H100).
 

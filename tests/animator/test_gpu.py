@@ -80,3 +80,55 @@ def test_tiny_pipeline_on_cuda_is_deterministic():
 
     a, b = run(1), run(1)
     assert a.shape == (20, 64, 64, 3) and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("length,heads,head_dim", [(16, 5, 64), (12, 10, 64), (40, 20, 64), (16, 2, 128)])
+def test_short_attention_kernel_matches_sdpa(length, heads, head_dim):
+    import torch.nn.functional as F
+
+    from server_animator.animator.kernels import short_attention, short_attention_fits
+
+    g = torch.Generator("cuda").manual_seed(length)
+    q, k, v = (torch.randn(300, length, heads * head_dim, device="cuda", generator=g, dtype=torch.bfloat16)
+               for _ in range(3))
+    assert short_attention_fits(q, heads)
+    heads_first = [t.unflatten(-1, (heads, head_dim)).transpose(1, 2).float() for t in (q, k, v)]
+    exact = F.scaled_dot_product_attention(*heads_first).transpose(1, 2).flatten(2)
+    got = short_attention(q, k, v, heads).float()
+    compiled = torch.compile(short_attention, fullgraph=True, dynamic=False)(q, k, v, heads).float()
+    sdpa_bf16 = F.scaled_dot_product_attention(*(t.to(torch.bfloat16) for t in heads_first)).transpose(1, 2).flatten(2)
+    err, sdpa_err = (got - exact).abs().max().item(), (sdpa_bf16.float() - exact).abs().max().item()
+    print(f"L={length} heads={heads}: kernel max err {err:.2e}, bf16 SDPA {sdpa_err:.2e}")
+    assert err <= 2 * sdpa_err + 1e-3  # as close to fp32 as PyTorch's own bf16 kernels
+    assert (compiled - exact).abs().max().item() <= 2 * sdpa_err + 1e-3  # the same inside torch.compile
+
+
+@torch.no_grad()
+def test_fast_kernels_keep_the_unet_output(svd_unet):
+    from server_animator.animator.attention import ShortSelfAttnProcessor, install_infant_animator_processors
+    from server_animator.animator.attention import use_short_self_attention
+    from server_animator.animator.kernels import channels_last_temporal_convs
+    from server_animator.animator.models import PoseInjection
+
+    unet, _ = svd_unet
+    injection = PoseInjection(unet)
+    x, ctx, ids, pose = _inputs(h=36, w=64)
+    residual = torch.cat([torch.zeros_like(pose), pose])
+    reference = _call(unet.float(), injection, x, ctx, ids, residual, torch.float32)
+    stock = _call(unet.to(torch.bfloat16), injection, x, ctx, ids, residual, torch.bfloat16)
+    assert use_short_self_attention(unet) > 0
+    hooks = channels_last_temporal_convs(unet)
+    fast = _call(unet, injection, x, ctx, ids, residual, torch.bfloat16)
+    for h in hooks:
+        h.remove()
+    assert any(isinstance(p, ShortSelfAttnProcessor) for p in unet.attn_processors.values())
+    install_infant_animator_processors(unet)  # back to the stock processors for the other tests
+    injection.remove()
+
+    def rel(a, b):
+        return ((a - b).abs().mean() / reference.abs().mean()).item()
+
+    fast_err, stock_err = rel(fast, reference), rel(stock, reference)
+    print(f"relative mean error vs fp32: fast kernels bf16 {fast_err:.2e}, stock bf16 {stock_err:.2e}; "
+          f"fast vs stock {rel(fast, stock):.2e}")
+    assert fast_err < 1.1 * stock_err + 1e-3  # exact: only bf16 rounding, no less accurate than the stock kernels

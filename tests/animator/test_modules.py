@@ -121,3 +121,35 @@ def test_pose_injection_adds_residual_after_conv_in_only_while_active(tiny_unet)
         assert torch.equal(tiny_unet.conv_in(x), plain + residual)
     assert torch.equal(tiny_unet.conv_in(x), plain)
     injection.remove()
+
+
+def _tiny_unet_output(unet, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, 3, 8, 16, 16, generator=g)
+    ctx = torch.randn(1, 5, unet.config.cross_attention_dim, generator=g)
+    ids = torch.tensor([[6.0, 127.0, 0.02]])
+    with torch.no_grad():
+        return unet(x, torch.tensor(10.0), encoder_hidden_states=ctx, added_time_ids=ids, return_dict=False)[0]
+
+
+def test_fast_kernel_swaps_keep_the_output_and_fall_back_on_cpu():
+    from server_animator.animator.attention import ShortSelfAttnProcessor, install_infant_animator_processors
+    from server_animator.animator.attention import use_short_self_attention
+    from server_animator.animator.kernels import channels_last_temporal_convs
+
+    unet = build_components("tiny", seed=3)["unet"]
+    stock = _tiny_unet_output(unet)
+    assert use_short_self_attention(unet) > 0  # the temporal self-attention layers only
+    procs = unet.attn_processors
+    assert all(isinstance(p, ShortSelfAttnProcessor) == (".temporal_transformer_blocks." in n and "attn1" in n)
+               for n, p in procs.items())
+    hooks = channels_last_temporal_convs(unet)
+    convs = [m for m in unet.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert len(hooks) == len(convs) > 0 and channels_last_temporal_convs(unet) == []  # once per layer
+    assert all(m.weight.is_contiguous(memory_format=torch.channels_last_3d) for m in convs)
+    # on the CPU the short-attention processor takes the stock path: same output up to float rounding
+    torch.testing.assert_close(_tiny_unet_output(unet), stock, rtol=1e-5, atol=1e-5)
+    for h in hooks:
+        h.remove()
+    install_infant_animator_processors(unet)
+    assert not any(isinstance(p, ShortSelfAttnProcessor) for p in unet.attn_processors.values())

@@ -178,3 +178,21 @@ def test_long_sums_accumulate_in_float64_in_the_runtime(contract):
     got = program.load_method("forward").execute([x, f])[0].double()
     exact = LongSum()(x.double(), f.double())
     assert ((got - exact).abs() / exact).max() < 1e-6  # naive float32 accumulation: ~1e-5
+
+
+def test_programs_read_the_landmarks_in_place(contract):
+    """No arena copy of the input per call: the program's inputs have no planned memory, and each call reads the
+    buffer it is given."""
+    from executorch.runtime import Runtime
+
+    from export.exporter import lower_xnnpack
+
+    x = torch.rand(1, contract.min_frames, 33, 3)
+    f = torch.tensor([30.0])
+    manager = lower_xnnpack(torch_export(LongSum(), (x, f), contract), "fp32")
+    plan = manager.executorch_program.execution_plan[0]
+    assert [plan.values[i].val.allocation_info for i in plan.inputs] == [None, None]
+    method = Runtime.get().load_program(manager.buffer).load_method("forward")
+    for scale in (1.0, 2.0):
+        y = x * scale
+        assert torch.allclose(method.execute([y, f])[0], LongSum()(y, f), rtol=1e-5)

@@ -1,0 +1,104 @@
+"""Probe (H100): time single UNet-shaped ops in bf16 to see where kernels are slow.
+
+Temporal (3,1,1) convolution as Conv3d on NCDHW / channels_last_3d input vs conv2d (3,1) on a channels-last
+view; spatial 3x3 conv for reference; GEGLU as cuBLAS GEMM + elementwise vs GEMM alone; temporal
+self-attention (16 frames) through each SDPA backend and the Triton kernel of
+server_animator/animator/kernels.py. Batch: both guidance branches of one 16-frame window.
+
+    python3 benchmarks/animator_probe_ops.py        # a table of the main columns; JSON rows as it goes
+
+Writes benchmarks/results/animator_probe_ops.json."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+OUT = Path(__file__).resolve().parent / "results" / "animator_probe_ops.json"
+dev, dt = "cuda", torch.bfloat16
+LEVELS = [(320, 72, 128), (640, 36, 64), (1280, 18, 32), (1280, 9, 16)]
+B, FR = 2, 16
+
+
+def bench(fn, n=20):
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    s.record()
+    for _ in range(n):
+        fn()
+    e.record()
+    torch.cuda.synchronize()
+    return s.elapsed_time(e) / n
+
+
+def main() -> int:
+    torch.backends.cudnn.benchmark = False
+    rows = []
+    for c, h, w in LEVELS:
+        px = B * FR * h * w
+        x5 = torch.randn(B, c, FR, h, w, device=dev, dtype=dt)
+        w3 = torch.randn(c, c, 3, 1, 1, device=dev, dtype=dt) * 0.02
+        x5cl = x5.contiguous(memory_format=torch.channels_last_3d)
+        w3cl = w3.contiguous(memory_format=torch.channels_last_3d)
+        # channels-last 4D view [B, C, F, HW] of a [B, F, H, W, C] buffer
+        x4 = x5.permute(0, 2, 3, 4, 1).contiguous().view(B, FR, h * w, c).permute(0, 3, 1, 2)
+        w4 = w3.view(c, c, 3, 1).contiguous(memory_format=torch.channels_last)
+        flop_t = 2 * px * c * c * 3
+        r = {"C": c, "HxW": f"{h}x{w}", "temporal_gflop": flop_t / 1e9}
+        r["conv3d_ncdhw_ms"] = bench(lambda: F.conv3d(x5, w3, padding=(1, 0, 0)))
+        r["conv3d_cl3d_ms"] = bench(lambda: F.conv3d(x5cl, w3cl, padding=(1, 0, 0)))
+        r["conv2d_cl_view_ms"] = bench(lambda: F.conv2d(x4, w4, padding=(1, 0)))
+        xs = torch.randn(B * FR, c, h, w, device=dev, dtype=dt).contiguous(memory_format=torch.channels_last)
+        ws = (torch.randn(c, c, 3, 3, device=dev, dtype=dt) * 0.02).contiguous(memory_format=torch.channels_last)
+        r["spatial3x3_cl_ms"] = bench(lambda: F.conv2d(xs, ws, padding=1))
+        r["spatial_gflop"] = 2 * px * c * c * 9 / 1e9
+        # GEGLU feed-forward input: tokens x C -> 8C, then v * gelu(g)
+        tok = torch.randn(px, c, device=dev, dtype=dt)
+        wp = torch.randn(8 * c, c, device=dev, dtype=dt) * 0.02
+        bp = torch.zeros(8 * c, device=dev, dtype=dt)
+
+        def geglu_eltwise(y):
+            v, g = y.chunk(2, dim=-1)
+            return v * F.gelu(g)
+
+        comp = torch.compile(geglu_eltwise)
+        y = F.linear(tok, wp, bp)
+        r["geglu_gemm_ms"] = bench(lambda: F.linear(tok, wp, bp))
+        r["geglu_eltwise_compiled_ms"] = bench(lambda: comp(y))
+        r["geglu_gemm_gflop"] = 2 * px * c * 8 * c / 1e9
+        # temporal self-attention: B*H*W sequences of 16 frames, C/64 heads of 64
+        heads = c // 64
+        q = torch.randn(B * h * w, heads, FR, 64, device=dev, dtype=dt)
+        for name, be in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION),
+                         ("efficient", SDPBackend.EFFICIENT_ATTENTION), ("math", SDPBackend.MATH)):
+            try:
+                with sdpa_kernel([be]):
+                    r[f"tattn_{name}_ms"] = bench(lambda: F.scaled_dot_product_attention(q, q, q))
+            except RuntimeError as e:
+                r[f"tattn_{name}_ms"] = f"n/a ({str(e)[:60]})"
+        from server_animator.animator.kernels import short_attention
+
+        qf = q.transpose(1, 2).flatten(2).contiguous()  # [B*H*W, 16, C], as the processor gets it
+        r["tattn_triton_ms"] = bench(lambda: short_attention(qf, qf, qf, heads))
+        rows.append(r)
+        print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}), flush=True)
+    cols = ("conv3d_ncdhw_ms", "conv3d_cl3d_ms", "geglu_gemm_ms", "geglu_eltwise_compiled_ms", "tattn_cudnn_ms",
+            "tattn_efficient_ms", "tattn_triton_ms")
+    print(f"\n{'C':>5} {'latent':>7} " + " ".join(f"{c.removesuffix('_ms'):>22}" for c in cols) + "   (ms)")
+    for r in rows:
+        print(f"{r['C']:>5} {r['HxW']:>7} " + " ".join(f"{r[c]:>22.3f}" for c in cols))
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps({"device": torch.cuda.get_device_name(), "torch": torch.__version__, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
