@@ -30,7 +30,7 @@ from torch import nn
 from cogma import NOT_FOR_CLINICAL_USE, __version__
 
 from .colearning import ColearningHeads, FeatureCache, SupervisedTask, target_fn
-from .config import ExperimentConfig, StageConfig
+from .config import ConfigError, ExperimentConfig, StageConfig
 from .distill import DistillTask, fit_platt, set_calibration
 from .engine import CropDataset, DistEnv, PreparedRecording, predict_logits, prepare, seed_everything, sigmoid, train
 from .models import Student, StudentMeta, WindowedClassifier, build_model, count_parameters, save_student
@@ -192,11 +192,51 @@ def _write(report, out_dir: Path, title: str) -> None:
 # ---------------------------------------------------------------------------------------------- tasks
 
 
+# settings that change where or how fast a run goes, not what it learns: a run may resume with others
+_RUN_NEUTRAL = {"output", "resume", "device", "num_threads", "num_workers"}
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def check_run_folder(out: Path, cfg: ExperimentConfig) -> None:
+    """Refuse to resume a run folder that holds a run of another config: its teacher and last-epoch
+    checkpoints would be taken up by this run, mixing the two (with ``resume=false`` it starts over)."""
+    saved = out / "config.yaml"
+    if not cfg.resume or not saved.is_file():
+        return
+    try:
+        old = yaml.safe_load(saved.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        old = None
+    if not isinstance(old, dict):
+        raise ConfigError(f"{saved} is not a config this program wrote; choose another output folder")
+    before, now = _flat(old), _flat(yaml.safe_load(yaml.safe_dump(cfg.to_dict(), sort_keys=False)))  # as saved
+    changed = sorted(k for k in before.keys() | now.keys()
+                     if before.get(k) != now.get(k) and k.rsplit(".", 1)[-1] not in _RUN_NEUTRAL)
+    if changed:
+        shown = ", ".join(changed[:6]) + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
+        raise ConfigError(
+            f"{out} holds a run of another config ({shown} differ{'s' if len(changed) == 1 else ''}); resuming it "
+            "would mix the two runs. "
+            f"Give this run its own folder (output=...), or resume=false to start over in {out} "
+            "(its checkpoints are then replaced)"
+        )
+
+
 def run_experiment(cfg: ExperimentConfig, env: DistEnv | None = None) -> dict[str, Any]:
     from .engine import setup_distributed
 
-    env = env or setup_distributed(cfg.teacher.train.device)
     out = Path(cfg.output)
+    check_run_folder(out, cfg)
+    env = env or setup_distributed(cfg.teacher.train.device)
     if env.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,6 +1,7 @@
 """Engine: configs with overrides, determinism by seed, resume, padding, inference."""
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,3 +106,26 @@ def test_predict_scores_whole_recordings(recordings):
     torch.manual_seed(0)
     logits = predict_logits(build_model("stgcn_tiny"), recordings[:3])
     assert logits.shape == (3,) and np.isfinite(logits).all()
+
+
+def test_a_run_folder_resumes_only_its_own_config(tmp_path):
+    import yaml
+
+    from training.experiment import check_run_folder
+
+    path = tmp_path / "c.yaml"
+    path.write_text((Path(__file__).resolve().parents[2] / "training/configs/demo_student.yaml").read_text())
+    out = tmp_path / "run"
+    cfg = load_config(path, [f"output={out}"])
+    check_run_folder(out, cfg)  # a new folder
+    out.mkdir()
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    check_run_folder(out, cfg)  # the same run: resume
+    check_run_folder(out, load_config(path, [f"output={out}", "teacher.train.num_threads=2"]))  # speed only
+    changed = load_config(path, [f"output={out}", "teacher.train.epochs=1", "data.spec.n_infants=12"])
+    with pytest.raises(ConfigError, match=r"another config \(data.spec.n_infants, teacher.train.epochs differ\)"):
+        check_run_folder(out, changed)
+    check_run_folder(out, load_config(path, [f"output={out}", "teacher.train.epochs=1", "resume=false"]))
+    (out / "config.yaml").write_text("- not a config\n")
+    with pytest.raises(ConfigError, match="not a config this program wrote"):
+        check_run_folder(out, cfg)
