@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    parser.command_parsers = sub.choices  # name -> the sub-command's parser
     return parser
 
 
@@ -61,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     # on, and it buried the one-line errors of `cogma export` / `verify` on a CPU.
     logging.getLogger("torchao").setLevel(logging.ERROR)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the sub-command's parser, so the usage shown is that command's
+        parser.command_parsers.get(args.command, parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -32,6 +32,14 @@ def test_help_lists_commands():
         assert cmd in out.stdout
 
 
+def test_an_unknown_option_is_named_with_its_command_usage(recording):
+    out = run("inspect", str(recording), "--bogus")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "usage: cogma inspect" in out.stderr and "cogma inspect: error: unrecognized arguments: --bogus" in out.stderr
+    top = run("--bogus")
+    assert top.returncode == 2 and "usage: cogma [-h]" in top.stderr
+
+
 def test_inspect_json(recording):
     out = run("inspect", str(recording), "--json")
     assert out.returncode == 0, out.stderr
