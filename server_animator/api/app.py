@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import asynccontextmanager
+from typing import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +25,7 @@ from .deps import AppState
 from .routes import consents, devices, files, health, jobs, submissions
 
 log = logging.getLogger("cogma.api")
+BODY_LIMIT_ROUTE = "(body over the limit)"  # route label of requests refused before routing: the path may hold ids
 
 DESCRIPTION = """\
 Consent-gated service that turns infant pose keypoints into anonymized videos.
@@ -44,8 +46,9 @@ def _validation_message(exc: RequestValidationError) -> str:
 class BodyLimit:
     """Refuse request bodies over the limit with 413 before they are parsed (chunked bodies are counted)."""
 
-    def __init__(self, app, limit: int):  # noqa: ANN001
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, on_refuse: Callable[[str], None] | None = None):  # noqa: ANN001
+        # on_refuse(method): these requests never reach the routes' logging and metrics middleware
+        self.app, self.limit, self.on_refuse = app, limit, on_refuse
 
     async def __call__(self, scope, receive, send):  # noqa: ANN001
         if scope["type"] != "http":
@@ -57,7 +60,7 @@ class BodyLimit:
             except ValueError:
                 too_big = True
             if too_big:
-                return await self._refuse(send)
+                return await self._refuse(scope, send)
             return await self.app(scope, receive, send)
         # No Content-Length (chunked): read it here, up to the limit, then replay it.
         chunks, size = [], 0
@@ -67,7 +70,7 @@ class BodyLimit:
                 break
             size += len(message.get("body", b""))
             if size > self.limit:
-                return await self._refuse(send)
+                return await self._refuse(scope, send)
             chunks.append(message)
             if not message.get("more_body"):
                 break
@@ -81,7 +84,9 @@ class BodyLimit:
 
         return await self.app(scope, replay_receive, send)
 
-    async def _refuse(self, send) -> None:  # noqa: ANN001
+    async def _refuse(self, scope, send) -> None:  # noqa: ANN001
+        if self.on_refuse is not None:
+            self.on_refuse(scope.get("method", "?"))
         resp = JSONResponse({"detail": f"request body is larger than the limit of {self.limit} bytes"}, 413)
         await send({"type": "http.response.start", "status": 413, "headers": resp.raw_headers})
         await send({"type": "http.response.body", "body": resp.body})
@@ -141,5 +146,10 @@ def create_app(config: ServerConfig) -> FastAPI:
             # No client address, no ids, no query: the route template says enough.
             log.info("%s %s %d %.1f ms", request.method, route, status, dt * 1000)
 
-    app.add_middleware(BodyLimit, limit=config.max_upload_bytes + 64 * 1024)  # multipart framing on top
+    def body_refused(method: str) -> None:
+        app.state.cogma.metrics.requests.labels(method, BODY_LIMIT_ROUTE, "413").inc()
+        log.info("%s %s 413 (body over %d bytes)", method, BODY_LIMIT_ROUTE, limit)
+
+    limit = config.max_upload_bytes + 64 * 1024  # multipart framing on top
+    app.add_middleware(BodyLimit, limit=limit, on_refuse=body_refused)
     return app

@@ -80,6 +80,18 @@ def test_bad_upload_is_refused_with_reason(api, name):
     assert "Traceback" not in detail
 
 
+def test_a_body_over_the_limit_is_counted_and_logged_without_its_path(shared_stack, api):
+    from server_testkit import wait_until
+
+    token, consent_id = api.device_with_consent()
+    r = api.submit(token, consent_id, CASES["oversized"][0] + bytes(2 * 1024 * 1024))  # past the body limit too
+    assert r.status_code == 413 and "request body is larger" in r.json()["detail"]
+    wait_until(lambda: "POST (body over the limit) 413" in shared_stack.server.tail(100_000), 10,
+               "the refusal in the server log", 0.1, shared_stack.logs)
+    metrics = api.http.get("/metrics").text
+    assert 'route="(body over the limit)",status="413"' in metrics
+
+
 def test_zip_bomb_is_refused_before_inflating(api):
     bomb = _zip_bomb()
     assert len(bomb) < 1024 * 1024  # small on the wire, fits the upload limit
