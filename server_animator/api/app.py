@@ -7,7 +7,7 @@ import time
 from contextlib import asynccontextmanager
 from typing import Callable
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
@@ -33,6 +33,20 @@ Phones upload keypoints (a PoseRecording `.npz`), never raw video, under a recor
 consent; withdrawing a consent erases everything derived from it. Every error
 answers `{"detail": "<what is wrong>"}`. Research software: not for clinical use.
 """
+
+
+def _wrong_media_type(request: Request) -> str | None:
+    """What the route takes, when the request's body came as another media type (a JSON body where a form
+    is expected, or the other way round); ``None`` when the type fits or the request has no body type."""
+    given = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = getattr(getattr(request.scope.get("route"), "dependant", None), "body_params", None)
+    if not given or not body:
+        return None
+    expected = "multipart/form-data" if any(isinstance(f.field_info, params.Form) for f in body) else "application/json"
+    if given == expected or (expected == "multipart/form-data" and given == "application/x-www-form-urlencoded"
+                             and not any(isinstance(f.field_info, params.File) for f in body)):
+        return None
+    return f"this endpoint takes {expected}, not {given}"
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -123,6 +137,9 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        wrong_type = _wrong_media_type(request)
+        if wrong_type:
+            return JSONResponse({"detail": wrong_type}, status_code=415)
         return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
 
     @app.exception_handler(CogmaError)

@@ -66,6 +66,18 @@ def test_health_ready_metrics(api):
     assert "cgd_" not in text
 
 
+def test_a_body_of_the_wrong_media_type_gets_415_naming_the_right_one(api):
+    r = api.http.post("/v1/devices", content=b"platform=android",
+                      headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 415 and r.json()["detail"] == (
+        "this endpoint takes application/json, not application/x-www-form-urlencoded")
+    token, consent_id = api.device_with_consent()
+    r = api.http.post("/v1/submissions", json={"consent_id": consent_id},
+                      headers={**api.auth(token), "Idempotency-Key": "k-json-1"})
+    assert r.status_code == 415 and "takes multipart/form-data, not application/json" in r.json()["detail"]
+    assert api.http.post("/v1/devices", json={"nope": 1}).status_code == 422  # right type, wrong content
+
+
 def test_video_uploads_refused_by_default(api, recording_bytes):
     token, consent_id = api.device_with_consent()
     fake_mp4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 1000
