@@ -206,6 +206,11 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _config_yaml(cfg: ExperimentConfig) -> str:
+    """The run's ``config.yaml``, as written to its folder and compared on resume."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
 def check_run_folder(out: Path, cfg: ExperimentConfig) -> None:
     """Refuse to resume a run folder that holds a run of another config: its teacher and last-epoch
     checkpoints would be taken up by this run, mixing the two (with ``resume=false`` it starts over)."""
@@ -218,7 +223,7 @@ def check_run_folder(out: Path, cfg: ExperimentConfig) -> None:
         old = None
     if not isinstance(old, dict):
         raise ConfigError(f"{saved} is not a config this program wrote; choose another output folder")
-    before, now = _flat(old), _flat(yaml.safe_load(yaml.safe_dump(cfg.to_dict(), sort_keys=False)))  # as saved
+    before, now = _flat(old), _flat(yaml.safe_load(_config_yaml(cfg)))
     changed = sorted(k for k in before.keys() | now.keys()
                      if before.get(k) != now.get(k) and k.rsplit(".", 1)[-1] not in _RUN_NEUTRAL)
     if changed:
@@ -239,7 +244,7 @@ def run_experiment(cfg: ExperimentConfig, env: DistEnv | None = None) -> dict[st
     env = env or setup_distributed(cfg.teacher.train.device)
     if env.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        (out / "config.yaml").write_text(_config_yaml(cfg))
     started = time.perf_counter()
     items = load_items(cfg)
     if cfg.task == "cv":
