@@ -93,8 +93,8 @@ def channels_last_temporal_convs(model: nn.Module) -> list:
     them and the inputs go back to their own layout; the weights stay channels-last, which is harmless)."""
     handles = []
     for module in model.modules():
-        if isinstance(module, nn.Conv3d) and not getattr(module, "_channels_last_3d", False):
-            module._channels_last_3d = True
+        # skip layers that already have the hook (a removed handle takes it out of this dict)
+        if isinstance(module, nn.Conv3d) and _channels_last_3d_input not in module._forward_pre_hooks.values():
             module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last_3d)
             handles.append(module.register_forward_pre_hook(_channels_last_3d_input))
     return handles

@@ -151,5 +151,6 @@ def test_fast_kernel_swaps_keep_the_output_and_fall_back_on_cpu():
     torch.testing.assert_close(_tiny_unet_output(unet), stock, rtol=1e-5, atol=1e-5)
     for h in hooks:
         h.remove()
+    assert len(channels_last_temporal_convs(unet)) == len(convs)  # removed hooks can be put back
     install_infant_animator_processors(unet)
     assert not any(isinstance(p, ShortSelfAttnProcessor) for p in unet.attn_processors.values())
