@@ -4,6 +4,8 @@ Temporal (3,1,1) convolution as Conv3d on NCDHW / channels_last_3d input vs conv
 view; spatial 3x3 conv for reference; GEGLU as cuBLAS GEMM + elementwise vs GEMM alone; temporal
 self-attention (16 frames) through each SDPA backend and the Triton kernel of
 server_animator/animator/kernels.py. Batch: both guidance branches of one 16-frame window.
+Then GEGLU as it runs compiled (cuBLAS GEMM + one fused elementwise pass) against the fused
+Triton GEMM of kernels.py, for one and three windows per call, with each one's error against float32.
 
     python3 benchmarks/animator_probe_ops.py        # a table of the main columns; JSON rows as it goes
 
@@ -95,9 +97,41 @@ def main() -> int:
     print(f"\n{'C':>5} {'latent':>7} " + " ".join(f"{c.removesuffix('_ms'):>22}" for c in cols) + "   (ms)")
     for r in rows:
         print(f"{r['C']:>5} {r['HxW']:>7} " + " ".join(f"{r[c]:>22.3f}" for c in cols))
+    geglu = geglu_rows()
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"device": torch.cuda.get_device_name(), "torch": torch.__version__, "rows": rows}, indent=1))
+    OUT.write_text(json.dumps({"device": torch.cuda.get_device_name(), "torch": torch.__version__, "rows": rows,
+                               "geglu": geglu}, indent=1))
     return 0
+
+
+def geglu_rows() -> list[dict]:
+    """The feed-forward's GEGLU at each level: compiled stock (GEMM + elementwise) vs the fused Triton GEMM."""
+    from server_animator.animator.kernels import geglu
+
+    def stock(x, w, b):
+        value, gate = F.linear(x, w, b).chunk(2, dim=-1)
+        return value * F.gelu(gate)
+
+    compiled = torch.compile(stock)
+    rows = []
+    print(f"\n{'windows':>7} {'C':>5} {'tokens':>8} {'stock ms':>9} {'fused ms':>9} {'speed-up':>8} "
+          f"{'stock err':>10} {'fused err':>10}")
+    for windows in (1, 3):
+        for c, h, w in LEVELS[:3]:
+            tokens = windows * B * FR * h * w
+            x = torch.randn(tokens, c, device=dev, dtype=dt)
+            wp = torch.randn(8 * c, c, device=dev, dtype=dt) / c**0.5
+            bp = torch.randn(8 * c, device=dev, dtype=dt) * 0.1
+            ref = stock(x[:4096].float(), wp.float(), bp.float())
+            r = {"windows": windows, "C": c, "tokens": tokens, "gflop": 2 * tokens * c * 8 * c / 1e9,
+                 "stock_compiled_ms": bench(lambda: compiled(x, wp, bp)), "fused_ms": bench(lambda: geglu(x, wp, bp)),
+                 "stock_max_err": (compiled(x, wp, bp)[:4096].float() - ref).abs().max().item(),
+                 "fused_max_err": (geglu(x, wp, bp)[:4096].float() - ref).abs().max().item()}
+            rows.append(r)
+            print(f"{windows:>7} {c:>5} {tokens:>8} {r['stock_compiled_ms']:>9.3f} {r['fused_ms']:>9.3f} "
+                  f"{r['stock_compiled_ms'] / r['fused_ms']:>7.2f}x {r['stock_max_err']:>10.2e} {r['fused_max_err']:>10.2e}",
+                  flush=True)
+    return rows
 
 
 if __name__ == "__main__":

@@ -9,10 +9,11 @@ same weights and inputs.
     python benchmarks/animator_speed.py --mode probe     # per-UNet-call variants (GPU)
     python benchmarks/animator_speed.py --mode e2e       # the headline table (GPU)
     python benchmarks/animator_speed.py --mode layers    # GPU kernel time of one UNet call by kind
+    python benchmarks/animator_speed.py --mode parts     # PoseNet and the VAE decoder on their own
     python benchmarks/animator_speed.py --mode scaling   # several workers on one GPU
     python benchmarks/animator_speed.py --mode e2e --arch tiny --size 64x64 --frames 20 --steps 2  # CPU smoke
 
-Seed configuration = fp16, two batch-1 UNet calls per window and step, PyTorch's
+Seed configuration = fp16, two batch-1 UNet calls and one PoseNet call per window and step, PyTorch's
 default attention, VAE decoded 4 frames per call. Writes
 benchmarks/results/animator_<mode>.json and prints a table.
 """
@@ -40,7 +41,8 @@ from server_animator.animator.conditioning import pose_frames, reference_image  
 from server_animator.animator.configs import build_components  # noqa: E402
 from server_animator.animator.pipeline import InfantAnimatorPipeline, sliding_windows  # noqa: E402
 
-SEED_CONFIG = dict(batched_cfg=False, windows_per_batch=1, decode_chunks_per_batch=1, sdpa_backends=None)
+SEED_CONFIG = dict(batched_cfg=False, windows_per_batch=1, decode_chunks_per_batch=1, sdpa_backends=None,
+                   cache_pose=False)  # as released: PoseNet per window and step
 
 
 def sync() -> None:
@@ -338,6 +340,36 @@ def mode_layers(args) -> dict:
     return out
 
 
+def mode_parts(args) -> dict:
+    """The parts around the UNet, bf16: PoseNet on one step's pose frames (3 windows), and one VAE decoder call
+    (4 chunks of 4 frames), eager and compiled, with the decoder's GPU time by kernel kind."""
+    pipe = build(args, torch.bfloat16)
+    out: dict = {"fast_kernels": pipe.enable_fast_kernels() if args.fast_kernels else []}
+    dev = pipe.unet.device
+    pose = torch.randint(0, 255, (48, args.height, args.width, 3), dtype=torch.uint8, device=dev)
+    with torch.no_grad():
+        out["posenet_48_frames_s"] = round(median_seconds(lambda: pipe.pose_net(pipe._pose_to_model(pose))), 4)
+        z = torch.randn(16, 4, args.height // 8, args.width // 8, device=dev, dtype=torch.bfloat16)
+
+        def decode():
+            return pipe.vae.decode(z, num_frames=4).sample
+
+        from server_animator.animator.pipeline import _sdpa_kernels
+
+        with _sdpa_kernels(("cudnn", "flash", "efficient", "math")):
+            for label in ("vae_eager", "vae_compiled"):
+                if label == "vae_compiled":
+                    t0 = time.perf_counter()
+                    pipe.vae.decoder.compile(mode=args.compile_mode, fullgraph=False, dynamic=False)
+                    decode(); sync()
+                    out["vae_compile_s"] = round(time.perf_counter() - t0, 1)
+                sec = median_seconds(decode, 3)
+                out[label] = {"seconds_per_16_frames": round(sec, 4), **kernel_table(decode)}
+                print(label, json.dumps(out[label])[:1500], flush=True)
+    print(json.dumps({k: v for k, v in out.items() if not isinstance(v, dict)}), flush=True)
+    return out
+
+
 def _scaling_worker(queue, args_dict, clips, gpu):
     args = argparse.Namespace(**args_dict)
     torch.cuda.set_device(gpu)  # "cuda" below means this worker's GPU
@@ -398,7 +430,7 @@ def mode_scaling(args) -> dict:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--mode", choices=("e2e", "probe", "layers", "scaling"), default="e2e")
+    p.add_argument("--mode", choices=("e2e", "probe", "layers", "parts", "scaling"), default="e2e")
     p.add_argument("--arch", choices=("svd-xt", "tiny"), default="svd-xt")
     p.add_argument("--size", default="576x1024")
     p.add_argument("--frames", type=int, default=40)
@@ -426,7 +458,8 @@ def main(argv=None) -> None:
     result = {"mode": args.mode, "device": device_name(), "torch": torch.__version__, "arch": args.arch,
               "size": args.size, "frames": args.frames, "steps": args.steps, "guidance": 3.0,
               "window": 16, "overlap": 4, "weights": "random (speed does not depend on weights)",
-              **{"probe": mode_probe, "e2e": mode_e2e, "layers": mode_layers, "scaling": mode_scaling}[args.mode](args)}
+              **{"probe": mode_probe, "e2e": mode_e2e, "layers": mode_layers, "parts": mode_parts,
+                 "scaling": mode_scaling}[args.mode](args)}
     out = args.out or ROOT / "benchmarks" / "results" / f"animator_{args.mode}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

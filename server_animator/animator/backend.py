@@ -11,8 +11,8 @@ Options (all optional except ``weights_dir``): ``weights_dir``, ``device``
 (default ``cuda`` when present), ``dtype`` (``bf16``, ``fp16``, ``fp32``),
 ``steps`` (25), ``guidance`` (3.0), ``window`` (16), ``overlap`` (4),
 ``seed`` (0), ``reference_image``, ``face_model_dir``, ``pose_model``,
-``compile`` (false), ``windows_per_batch`` (1), ``decode_chunks_per_batch``
-(2), ``sdpa_backends`` (e.g. ``["cudnn", "flash"]``), ``max_frames`` (1800),
+``compile`` (false), ``fast_kernels`` (true), ``cache_pose`` (true),
+``windows_per_batch`` (1), ``decode_chunks_per_batch`` (2), ``sdpa_backends`` (e.g. ``["cudnn", "flash"]``), ``max_frames`` (1800),
 ``qa`` (a table of :class:`~.qa.QAThresholds` fields), and
 ``random_weights`` (``"tiny"`` or ``"svd-xt"``: random weights for tests and
 benchmarks; the video is noise and the report says so).
@@ -59,6 +59,7 @@ class AnimatorSettings:
     pose_model: str | None = None
     compile: bool = False
     fast_kernels: bool = True  # exact kernel swaps on CUDA (kernels.py); no effect on the CPU
+    cache_pose: bool = True  # PoseNet once per frame (5.9 MB of GPU memory per frame at 576x1024), not per step
     windows_per_batch: int = 1
     decode_chunks_per_batch: int = 2
     sdpa_backends: tuple[str, ...] | None = None
@@ -208,7 +209,8 @@ class Animator:
             self.reference, poses, self.face_embedding, height=s.height, width=s.width,
             num_inference_steps=s.steps, guidance_scale=s.guidance, window_size=s.window,
             window_overlap=s.overlap, generator=generator, windows_per_batch=s.windows_per_batch,
-            decode_chunks_per_batch=s.decode_chunks_per_batch, sdpa_backends=s.sdpa_backends, callback=on_step,
+            decode_chunks_per_batch=s.decode_chunks_per_batch, sdpa_backends=s.sdpa_backends,
+            cache_pose=s.cache_pose, callback=on_step,
         ).frames
         generated_s = time.perf_counter() - started
         video = out_dir / video_name

@@ -103,11 +103,56 @@ def test_short_attention_kernel_matches_sdpa(length, heads, head_dim):
     assert (compiled - exact).abs().max().item() <= 2 * sdpa_err + 1e-3  # the same inside torch.compile
 
 
+@pytest.mark.parametrize("tokens,channels,inner", [(4096, 320, 1280), (1000, 640, 2560), (77, 1280, 5120),
+                                                  (300, 48, 40)])
+def test_fused_geglu_matches_the_stock_feed_forward(tokens, channels, inner):
+    import torch.nn.functional as F
+
+    from server_animator.animator.kernels import geglu, geglu_fits
+
+    g = torch.Generator("cuda").manual_seed(tokens)
+    x = torch.randn(2, tokens, channels, device="cuda", generator=g)
+    w = torch.randn(2 * inner, channels, device="cuda", generator=g) / channels**0.5
+    b = torch.randn(2 * inner, device="cuda", generator=g) * 0.1
+
+    def stock(x, w, b):
+        value, gate = F.linear(x, w, b).chunk(2, dim=-1)
+        return value * F.gelu(gate)
+
+    exact = stock(x, w, b)
+    xb, wb, bb = x.bfloat16(), w.bfloat16(), b.bfloat16()
+    assert geglu_fits(xb, wb)
+    got = geglu(xb, wb, bb).float()
+    compiled = torch.compile(geglu, fullgraph=True, dynamic=False)(xb, wb, bb).float()
+    # the stock path on the same bf16 inputs: bf16 GEMM output, then the gate
+    stock_err = (stock(xb, wb, bb).float() - exact).abs().max().item()
+    # the part of the error that comes from rounding the inputs to bf16, not from the kernel
+    input_err = (stock(xb.float(), wb.float(), bb.float()) - exact).abs().max().item()
+    err = (got - exact).abs().max().item()
+    print(f"{tokens}x{channels}->{inner}: fused max err {err:.2e}, stock bf16 {stock_err:.2e}, inputs {input_err:.2e}")
+    assert got.shape == (2, tokens, inner)
+    assert err <= stock_err + 1e-3  # one rounding instead of two: at least as close to fp32 as the stock path
+    assert (compiled - exact).abs().max().item() <= stock_err + 1e-3  # the same inside torch.compile
+
+
+def _unfuse_geglu(model):
+    from diffusers.models.activations import GEGLU
+
+    from server_animator.animator.kernels import FusedGEGLU
+
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, FusedGEGLU):
+                stock = GEGLU(1, 1)
+                stock.proj = child.proj
+                setattr(parent, name, stock)
+
+
 @torch.no_grad()
 def test_fast_kernels_keep_the_unet_output(svd_unet):
     from server_animator.animator.attention import ShortSelfAttnProcessor, install_infant_animator_processors
     from server_animator.animator.attention import use_short_self_attention
-    from server_animator.animator.kernels import channels_last_temporal_convs
+    from server_animator.animator.kernels import channels_last_temporal_convs, fuse_geglu
     from server_animator.animator.models import PoseInjection
 
     unet, _ = svd_unet
@@ -118,9 +163,11 @@ def test_fast_kernels_keep_the_unet_output(svd_unet):
     stock = _call(unet.to(torch.bfloat16), injection, x, ctx, ids, residual, torch.bfloat16)
     assert use_short_self_attention(unet) > 0
     hooks = channels_last_temporal_convs(unet)
+    assert fuse_geglu(unet) == 48  # 16 transformers x (spatial ff, temporal ff_in and ff)
     fast = _call(unet, injection, x, ctx, ids, residual, torch.bfloat16)
     for h in hooks:
         h.remove()
+    _unfuse_geglu(unet)
     assert any(isinstance(p, ShortSelfAttnProcessor) for p in unet.attn_processors.values())
     install_infant_animator_processors(unet)  # back to the stock processors for the other tests
     injection.remove()

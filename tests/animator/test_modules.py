@@ -135,10 +135,15 @@ def _tiny_unet_output(unet, seed=0):
 def test_fast_kernel_swaps_keep_the_output_and_fall_back_on_cpu():
     from server_animator.animator.attention import ShortSelfAttnProcessor, install_infant_animator_processors
     from server_animator.animator.attention import use_short_self_attention
-    from server_animator.animator.kernels import channels_last_temporal_convs
+    from server_animator.animator.kernels import FusedGEGLU, channels_last_temporal_convs, fuse_geglu
 
     unet = build_components("tiny", seed=3)["unet"]
     stock = _tiny_unet_output(unet)
+    keys = set(unet.state_dict())
+    geglus = [m for m in unet.modules() if type(m).__name__ == "GEGLU"]
+    assert fuse_geglu(unet) == len(geglus) > 0 and fuse_geglu(unet) == 0  # every feed-forward, once
+    assert set(unet.state_dict()) == keys  # same parameters under the same names
+    assert sum(isinstance(m, FusedGEGLU) for m in unet.modules()) == len(geglus)
     assert use_short_self_attention(unet) > 0  # the temporal self-attention layers only
     procs = unet.attn_processors
     assert all(isinstance(p, ShortSelfAttnProcessor) == (".temporal_transformer_blocks." in n and "attn1" in n)
@@ -147,7 +152,7 @@ def test_fast_kernel_swaps_keep_the_output_and_fall_back_on_cpu():
     convs = [m for m in unet.modules() if isinstance(m, torch.nn.Conv3d)]
     assert len(hooks) == len(convs) > 0 and channels_last_temporal_convs(unet) == []  # once per layer
     assert all(m.weight.is_contiguous(memory_format=torch.channels_last_3d) for m in convs)
-    # on the CPU the short-attention processor takes the stock path: same output up to float rounding
+    # on the CPU the short-attention processor and the fused GEGLU take the stock path: same output up to rounding
     torch.testing.assert_close(_tiny_unet_output(unet), stock, rtol=1e-5, atol=1e-5)
     for h in hooks:
         h.remove()

@@ -52,6 +52,21 @@ def test_batched_cfg_equals_two_separate_calls(tiny_pipe, reference_64, pose_64)
     assert torch.allclose(batched, several, atol=1e-3, rtol=0)
 
 
+def test_pose_encoded_once_per_frame_equals_per_window_and_step(tiny_pipe, reference_64, pose_64):
+    calls = []
+    hook = tiny_pipe.pose_net.register_forward_hook(lambda module, args, out: calls.append(out.shape[0]))
+    try:
+        per_step = _run(tiny_pipe, reference_64, pose_64, output_type="latent", cache_pose=False)
+        per_step_calls, calls[:] = list(calls), []
+        cached = _run(tiny_pipe, reference_64, pose_64, output_type="latent", cache_pose=True)
+    finally:
+        hook.remove()
+    windows = sliding_windows(len(pose_64), 16, 4)
+    assert len(per_step_calls) == RUN["num_inference_steps"] * len(windows)  # as released: every window, every step
+    assert sum(calls) == len(pose_64)  # each frame once
+    assert (cached - per_step).abs().max() < 1e-5
+
+
 def test_pose_and_guidance_change_the_result(tiny_pipe, reference_64, pose_64):
     base = _run(tiny_pipe, reference_64, pose_64, output_type="latent")
     other_pose = _run(tiny_pipe, reference_64, np.ascontiguousarray(pose_64[:, ::-1]), output_type="latent")
@@ -75,7 +90,8 @@ def test_window_blending_weighted_mean_of_overlapping_windows(tiny_pipe, referen
     context = torch.zeros(2, 5, 64)
     uncond, cond = tiny_pipe.predict_noise(
         x, torch.tensor(1.0), windows, window_weights(16), context, torch.zeros(1, 4, 8, 8),
-        torch.zeros(20, 64, 64, 3, dtype=torch.uint8), torch.zeros(1, 3), False, True, 1,
+        tiny_pipe.pose_encoder(torch.zeros(20, 64, 64, 3, dtype=torch.uint8), cache=False), torch.zeros(1, 3),
+        False, True, 1,
     )
     assert uncond is None and len(calls) == 2  # unguided: one call per window
     w = window_weights(16)
