@@ -6,6 +6,10 @@ self-attention (16 frames) through each SDPA backend and the Triton kernel of
 server_animator/animator/kernels.py. Batch: both guidance branches of one 16-frame window.
 Then GEGLU as it runs compiled (cuBLAS GEMM + one fused elementwise pass) against the fused
 Triton GEMM of kernels.py, for one and three windows per call, with each one's error against float32.
+Then group norm + SiLU compiled, native against kernels.ChannelStatsGroupNorm, at UNet and VAE-decoder
+shapes, channels-last as inductor lays them out, with the time one read and one write would take.
+
+    python3 benchmarks/animator_probe_ops.py --only gn    # one part: ops, geglu or gn
 
     python3 benchmarks/animator_probe_ops.py        # a table of the main columns; JSON rows as it goes
 
@@ -42,7 +46,22 @@ def bench(fn, n=20):
 
 
 def main() -> int:
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
     torch.backends.cudnn.benchmark = False
+    result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__}
+    if only in (None, "ops"):
+        result["rows"] = op_rows()
+    if only in (None, "geglu"):
+        result["geglu"] = geglu_rows()
+    if only in (None, "gn"):
+        result["group_norm"] = group_norm_rows()
+    out = OUT if only is None else OUT.with_name(f"animator_probe_ops_{only}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+def op_rows() -> list[dict]:
     rows = []
     for c, h, w in LEVELS:
         px = B * FR * h * w
@@ -97,11 +116,7 @@ def main() -> int:
     print(f"\n{'C':>5} {'latent':>7} " + " ".join(f"{c.removesuffix('_ms'):>22}" for c in cols) + "   (ms)")
     for r in rows:
         print(f"{r['C']:>5} {r['HxW']:>7} " + " ".join(f"{r[c]:>22.3f}" for c in cols))
-    geglu = geglu_rows()
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"device": torch.cuda.get_device_name(), "torch": torch.__version__, "rows": rows,
-                               "geglu": geglu}, indent=1))
-    return 0
+    return rows
 
 
 def geglu_rows() -> list[dict]:
@@ -131,6 +146,40 @@ def geglu_rows() -> list[dict]:
             print(f"{windows:>7} {c:>5} {tokens:>8} {r['stock_compiled_ms']:>9.3f} {r['fused_ms']:>9.3f} "
                   f"{r['stock_compiled_ms'] / r['fused_ms']:>7.2f}x {r['stock_max_err']:>10.2e} {r['fused_max_err']:>10.2e}",
                   flush=True)
+    return rows
+
+
+def group_norm_rows() -> list[dict]:
+    """GroupNorm(32) + SiLU, compiled: the native op against per-channel statistics, channels-last inputs."""
+    from torch import nn
+
+    from server_animator.animator.kernels import channel_stats_group_norms
+
+    shapes = [("unet 72x128, 3 windows", (96, 320, 72, 128)), ("unet temporal 72x128", (6, 320, 16, 72, 128)),
+              ("unet 36x64, 3 windows", (96, 640, 36, 64)), ("vae 576x1024", (16, 128, 1024, 576)),
+              ("vae temporal 576x1024", (4, 128, 4, 1024, 576)), ("vae 288x512", (16, 256, 512, 288)),
+              ("vae 144x256", (16, 512, 256, 144))]
+    bandwidth = None
+    rows = []
+    print(f"\n{'where':>24} {'native ms':>10} {'per-channel ms':>15} {'1 read+1 write ms':>18} {'max |diff|':>10}")
+    for where, shape in shapes:
+        layout = torch.channels_last if len(shape) == 4 else torch.channels_last_3d
+        x = torch.randn(shape, device=dev, dtype=dt).contiguous(memory_format=layout)
+        native = nn.Sequential(nn.GroupNorm(32, shape[1], eps=1e-6), nn.SiLU()).to(dev, dt)
+        per_channel = nn.Sequential(nn.GroupNorm(32, shape[1], eps=1e-6), nn.SiLU()).to(dev, dt)
+        channel_stats_group_norms(per_channel)
+        fn_native, fn_channel = torch.compile(native), torch.compile(per_channel)
+        if bandwidth is None:  # a plain copy: what one read and one write cost on this GPU
+            bandwidth = x.numel() * x.element_size() * 2 / (bench(lambda: x.clone()) / 1e3)
+        with torch.no_grad():
+            r = {"where": where, "shape": list(shape), "native_ms": bench(lambda: fn_native(x), 10),
+                 "per_channel_ms": bench(lambda: fn_channel(x), 10),
+                 "copy_ms": x.numel() * x.element_size() * 2 / bandwidth * 1e3,
+                 "max_abs_diff": (fn_native(x).float() - fn_channel(x).float()).abs().max().item()}
+        rows.append(r)
+        print(f"{where:>24} {r['native_ms']:>10.3f} {r['per_channel_ms']:>15.3f} {r['copy_ms']:>18.3f} "
+              f"{r['max_abs_diff']:>10.2e}", flush=True)
+        del x
     return rows
 
 

@@ -184,7 +184,7 @@ def mode_e2e(args) -> dict:
     # seed configuration: warm up (kernels, cuDNN plans), then time
     run_clip(pipe, ref, poses[:16], argparse.Namespace(**{**vars(args), "steps": 1}), **SEED_CONFIG)
     seed = run_clip(pipe, ref, poses, args, **SEED_CONFIG)
-    results["seed"] = summarize("seed: fp16, 2 x batch-1 UNet calls, default SDPA, VAE 4 frames/call",
+    results["seed"] = summarize("seed: fp16, 2 x batch-1 UNet calls, PoseNet per window and step, default SDPA, VAE 4 frames/call",
                                 seed, n, len(windows), args, flops)
     print(json.dumps(results["seed"]), flush=True)
     # fast path, same weights in bf16
@@ -199,7 +199,8 @@ def mode_e2e(args) -> dict:
     else:
         run_clip(pipe, ref, poses[:16], argparse.Namespace(**{**vars(args), "steps": 1}), **fast_knobs)
     fast = run_clip(pipe, ref, poses, args, **fast_knobs)
-    label = (f"fast: bf16, batched CFG, {args.windows_per_batch} window(s)/call, SDPA {args.sdpa or 'default'}, "
+    label = (f"fast: bf16, batched CFG, PoseNet once per frame, {args.windows_per_batch} window(s)/call, "
+             f"SDPA {args.sdpa or 'default'}, "
              f"VAE {4 * args.decode_batch} frames/call" + (f", torch.compile({args.compile_mode})" if args.compile else "")
              + (", VAE compiled" if args.compile and args.compile_vae else "") + "".join(f", {k}" for k in kernels))
     results["fast"] = summarize(label, fast, n, len(windows), args, flops)

@@ -28,18 +28,25 @@ from diffusers.models.attention_processor import Attention, AttnProcessor2_0, XF
 from diffusers.utils.import_utils import is_xformers_available
 from torch import nn
 
-from .kernels import short_attention, short_attention_fits
+from .kernels import few_key_attention, few_key_attention_fits, short_attention, short_attention_fits
 
 AttentionBackend = Literal["sdpa", "xformers"]
 NUM_ID_TOKENS = 4
 
 
 def multi_head_attention(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, heads: int, backend: AttentionBackend = "sdpa"
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, heads: int, backend: AttentionBackend = "sdpa",
+    few_key_kernel: bool = False,
 ) -> torch.Tensor:
-    """``[B, Nq, C]`` x ``[B, Nk, C]`` -> ``[B, Nq, C]`` with ``heads`` heads."""
+    """``[B, Nq, C]`` x ``[B, Nk, C]`` -> ``[B, Nq, C]`` with ``heads`` heads.
+
+    ``few_key_kernel``: a handful of keys (the 4 face-ID tokens) through the Triton kernel of
+    :func:`.kernels.few_key_attention` where it fits (CUDA).
+    """
     if key.shape[1] == 1:  # softmax over one key is 1: the output is the value
         return value.expand(-1, query.shape[1], -1)
+    if few_key_kernel and few_key_attention_fits(query, key, heads):
+        return few_key_attention(query, key, value, heads)
     if backend == "xformers":
         import xformers.ops
 
@@ -56,10 +63,30 @@ def _finish(attn: Attention, hidden_states: torch.Tensor, residual: torch.Tensor
     return hidden_states / attn.rescale_output_factor
 
 
+def token_channel_std_mean(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.std_mean(x, dim=(1, 2), keepdim=True)`` of ``[B, N, C]`` in float32, from per-channel statistics.
+
+    A reduction over tokens per channel runs with the channels side by side in
+    memory and B x C outputs in parallel, where one over (tokens, channels) has
+    only B; the total follows exactly from the law of total variance. A value
+    broadcast along the tokens (the single-key branch) is reduced once, not N times.
+    """
+    tokens, channels = x.shape[1], x.shape[2]
+    if x.stride(1) == 0:  # the same row for every token
+        var_c, mean_c = torch.zeros_like(x[:, 0], dtype=torch.float32), x[:, 0].float()
+    else:
+        var_c, mean_c = torch.var_mean(x.float(), dim=1, correction=0)
+    mean = mean_c.mean(-1, keepdim=True)
+    var = var_c.mean(-1, keepdim=True) + (mean_c - mean).square().mean(-1, keepdim=True)
+    count = tokens * channels
+    std = (var * count / max(count - 1, 1)).sqrt()  # Bessel's correction, as torch.std_mean
+    return std[..., None], mean[..., None]
+
+
 def _match_statistics(x: torch.Tensor, like: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Shift and scale ``x`` to the mean and std of ``like``, per sample over tokens and channels."""
-    std_x, mean_x = torch.std_mean(x.float(), dim=(1, 2), keepdim=True)
-    std_l, mean_l = torch.std_mean(like.float(), dim=(1, 2), keepdim=True)
+    std_x, mean_x = token_channel_std_mean(x)
+    std_l, mean_l = token_channel_std_mean(like)
     return ((x.float() - mean_x) * (std_l / (std_x + eps)) + mean_l).to(x.dtype)
 
 
@@ -93,6 +120,7 @@ class IDCrossAttnProcessor(nn.Module):
         self.num_tokens = num_tokens
         self.scale = scale
         self.backend = backend
+        self.few_key_kernel = False  # the ID branch's 4 keys through Triton (use_few_key_attention)
 
     def __call__(
         self,
@@ -106,7 +134,8 @@ class IDCrossAttnProcessor(nn.Module):
         context, id_tokens = _split_context(attn, hidden_states, encoder_hidden_states, self.num_tokens, "ID cross-attention")
         query = attn.to_q(hidden_states)
         image_out = multi_head_attention(query, attn.to_k(context), attn.to_v(context), attn.heads, self.backend)
-        id_out = multi_head_attention(query, self.id_to_k(id_tokens), self.id_to_v(id_tokens), attn.heads, self.backend)
+        id_out = multi_head_attention(query, self.id_to_k(id_tokens), self.id_to_v(id_tokens), attn.heads, self.backend,
+                                      self.few_key_kernel)
         hidden_states = image_out + self.scale * _match_statistics(id_out, image_out)
         return _finish(attn, hidden_states, residual)
 
@@ -169,6 +198,15 @@ def use_short_self_attention(unet: nn.Module) -> int:
     names = [n for n in unet.attn_processors if ".temporal_transformer_blocks." in n and n.endswith("attn1.processor")]
     unet.set_attn_processor({n: ShortSelfAttnProcessor() if n in names else p for n, p in unet.attn_processors.items()})
     return len(names)
+
+
+def use_few_key_attention(unet: nn.Module, enabled: bool = True) -> int:
+    """The face-ID branch of every spatial cross-attention through :func:`.kernels.few_key_attention`
+    (where it fits); returns how many layers."""
+    processors = [p for p in unet.attn_processors.values() if isinstance(p, IDCrossAttnProcessor)]
+    for processor in processors:
+        processor.few_key_kernel = enabled
+    return len(processors)
 
 
 def _self_attention_processor(backend: AttentionBackend):

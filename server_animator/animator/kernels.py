@@ -9,6 +9,12 @@
   accumulators. cuBLAS writes the ``[tokens, 2 x inner]`` projection and a second pass reads it back
   for the gate; at 72 x 128 latents that pass takes as long as the GEMM. The fused kernel writes
   only the ``[tokens, inner]`` result (one bf16 rounding instead of two, exact erf GELU).
+* :class:`ChannelStatsGroupNorm` — group normalisation whose statistics, under ``torch.compile``,
+  come from per-channel means and variances. Inductor reduces a native group norm over (channels of
+  the group, pixels) with pixels innermost; in the channels-last layout it picks for convolutions those
+  values lie a whole pixel apart, and the VAE decoder's full-resolution norms crawled. Per-channel
+  statistics reduce over pixels with the channels side by side; a group's mean and variance follow
+  exactly (law of total variance). Eager calls keep PyTorch's kernel.
 * :func:`channels_last_temporal_convs` — the ``(3, 1, 1)`` ``Conv3d`` of the temporal ResNet blocks
   get their weights and inputs in ``channels_last_3d``. ``torch.compile`` lays the 2-D convolutions
   out channels-last by itself but leaves the 3-D ones in NCDHW, which cuDNN converts to NDHWC and
@@ -26,6 +32,7 @@ from diffusers.models.activations import GEGLU
 from torch import nn
 
 MAX_SHORT_TOKENS = 64  # longer sequences go to SDPA (the spatial attention, thousands of tokens)
+MAX_FEW_KEYS = 16  # the face-ID cross-attention has 4 keys
 
 
 try:  # Triton comes with CUDA builds of torch; without it the stock kernels run
@@ -59,6 +66,19 @@ def geglu(hidden_states: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     if bias is None:
         bias = hidden_states.new_zeros(weight.shape[0])
     return torch.ops.cogma.geglu(hidden_states, weight, bias)
+
+
+def few_key_attention_fits(query: torch.Tensor, key: torch.Tensor, heads: int) -> bool:
+    """True when :func:`few_key_attention` takes ``[N, Lq, C]`` queries against these ``[N, Lk, C]`` keys."""
+    channels = query.shape[-1]
+    return (triton is not None and query.is_cuda and query.dtype in (torch.float16, torch.bfloat16)
+            and key.dtype == query.dtype and key.shape[1] <= MAX_FEW_KEYS and channels % heads == 0
+            and channels // heads in (16, 32, 64, 128))
+
+
+def few_key_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, heads: int) -> torch.Tensor:
+    """``[N, Lq, C]`` queries against ``[N, Lk, C]`` keys/values, ``Lk <= 16`` (check :func:`few_key_attention_fits`)."""
+    return torch.ops.cogma.few_key_attention(query.contiguous(), key.contiguous(), value.contiguous(), heads)
 
 
 def short_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, heads: int) -> torch.Tensor:
@@ -100,6 +120,36 @@ if triton is not None:
             num_warps=4 if head_dim > 64 else 2)
         return out
 
+
+    @triton.jit
+    def _few_key_attention_kernel(q_ptr, k_ptr, v_ptr, o_ptr, n_queries, n_keys, scale, HEADS: tl.constexpr,
+                                  HEAD_DIM: tl.constexpr, BLOCK_Q: tl.constexpr, BLOCK_KEYS: tl.constexpr):
+        seq, block, head = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+        channels = HEADS * HEAD_DIM
+        rows = block * BLOCK_Q + tl.arange(0, BLOCK_Q)
+        keys = tl.arange(0, BLOCK_KEYS)
+        cols = head * HEAD_DIM + tl.arange(0, HEAD_DIM)
+        q_offsets = seq.to(tl.int64) * n_queries * channels + rows[:, None] * channels + cols[None, :]
+        kv_offsets = seq * n_keys * channels + keys[:, None] * channels + cols[None, :]
+        q = tl.load(q_ptr + q_offsets, mask=rows[:, None] < n_queries, other=0.0)
+        k = tl.load(k_ptr + kv_offsets, mask=keys[:, None] < n_keys, other=0.0)
+        v = tl.load(v_ptr + kv_offsets, mask=keys[:, None] < n_keys, other=0.0)
+        scores = tl.dot(q, tl.trans(k)) * scale
+        scores = tl.where(keys[None, :] < n_keys, scores, float("-inf"))
+        p = tl.exp(scores - tl.max(scores, axis=1)[:, None])
+        out = tl.dot(p.to(v.dtype), v) / tl.sum(p, axis=1)[:, None]
+        tl.store(o_ptr + q_offsets, out.to(o_ptr.dtype.element_ty), mask=rows[:, None] < n_queries)
+
+    @triton_op("cogma::few_key_attention", mutates_args=())
+    def _few_key_attention_op(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, heads: int) -> torch.Tensor:
+        n, n_queries, channels = query.shape
+        head_dim = channels // heads
+        out = torch.empty_like(query)
+        block_q = 128 if head_dim <= 64 else 64
+        wrap_triton(_few_key_attention_kernel)[(n, triton.cdiv(n_queries, block_q), heads)](
+            query, key, value, out, n_queries, key.shape[1], head_dim**-0.5, HEADS=heads, HEAD_DIM=head_dim,
+            BLOCK_Q=block_q, BLOCK_KEYS=MAX_FEW_KEYS, num_warps=4)
+        return out
 
     def _geglu_configs() -> list:
         shapes = [(128, 128, 64, 3, 8), (128, 64, 64, 4, 4), (64, 128, 64, 4, 4), (128, 128, 32, 4, 8),
@@ -176,6 +226,36 @@ class FusedGEGLU(nn.Module):
             return geglu(hidden_states, self.proj.weight, self.proj.bias)
         value, gate = self.proj(hidden_states).chunk(2, dim=-1)
         return value * F.gelu(gate)
+
+
+class ChannelStatsGroupNorm(nn.GroupNorm):
+    """``nn.GroupNorm`` with per-channel statistics when compiled (see the module docstring)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.compiler.is_compiling() or x.ndim < 3:
+            return super().forward(x)
+        n, c = x.shape[:2]
+        var_c, mean_c = torch.var_mean(x.float(), dim=tuple(range(2, x.ndim)), correction=0)
+        var_c, mean_c = var_c.view(n, self.num_groups, -1), mean_c.view(n, self.num_groups, -1)
+        mean_g = mean_c.mean(-1, keepdim=True)
+        var_g = var_c.mean(-1, keepdim=True) + (mean_c - mean_g).square().mean(-1, keepdim=True)
+        rstd = torch.rsqrt(var_g + self.eps)
+        scale, shift = rstd.expand_as(mean_c).reshape(n, c), (-mean_g * rstd).expand_as(mean_c).reshape(n, c)
+        if self.affine:
+            scale, shift = scale * self.weight.float(), shift * self.weight.float() + self.bias.float()
+        shape = (n, c) + (1,) * (x.ndim - 2)
+        return (x.float() * scale.view(shape) + shift.view(shape)).to(x.dtype)
+
+
+def channel_stats_group_norms(model: nn.Module) -> int:
+    """Every ``nn.GroupNorm`` of ``model`` becomes a :class:`ChannelStatsGroupNorm` sharing its parameters."""
+    swaps = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
+             if type(child) is nn.GroupNorm]
+    for parent, name, child in swaps:
+        norm = ChannelStatsGroupNorm(child.num_groups, child.num_channels, child.eps, child.affine)
+        norm.weight, norm.bias = child.weight, child.bias
+        setattr(parent, name, norm)
+    return len(swaps)
 
 
 def fuse_geglu(model: nn.Module) -> int:

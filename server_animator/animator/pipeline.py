@@ -143,12 +143,13 @@ class InfantAnimatorPipeline(DiffusionPipeline):
         install_infant_animator_processors(self.unet, self.num_id_tokens, backend)
 
     def enable_fast_kernels(self) -> list[str]:
-        """Exact kernel swaps for CUDA (:mod:`.kernels`): the temporal self-attention through a Triton kernel
-        for short sequences, the GEGLU feed-forwards as one GEMM with the gate in its epilogue, the temporal
-        ``Conv3d`` of UNet and VAE decoder channels-last. Same outputs up to rounding; returns what was
-        switched on (nothing without CUDA)."""
-        from .attention import use_short_self_attention
-        from .kernels import channels_last_temporal_convs, fuse_geglu, triton_available
+        """Exact kernel swaps for CUDA (:mod:`.kernels`): Triton kernels for the temporal self-attention
+        (16 frames) and for the face-ID branch (4 keys), the GEGLU feed-forwards as one GEMM with the gate
+        in its epilogue, the temporal ``Conv3d`` of UNet and VAE decoder channels-last, and group norms
+        that reduce per channel when compiled. Same outputs up to rounding; returns what was switched on
+        (nothing without CUDA)."""
+        from .attention import use_few_key_attention, use_short_self_attention
+        from .kernels import channel_stats_group_norms, channels_last_temporal_convs, fuse_geglu, triton_available
 
         if self.device.type != "cuda":
             return []
@@ -156,8 +157,11 @@ class InfantAnimatorPipeline(DiffusionPipeline):
         if triton_available():
             done.append(f"short-sequence Triton attention in {use_short_self_attention(self.unet)} temporal layers")
             done.append(f"fused GEGLU GEMM in {fuse_geglu(self.unet)} feed-forwards")
+            done.append(f"few-key Triton attention in {use_few_key_attention(self.unet)} face-ID branches")
         convs = channels_last_temporal_convs(self.unet) + channels_last_temporal_convs(self.vae.decoder)
         done.append(f"{len(convs)} temporal Conv3d channels-last")
+        norms = channel_stats_group_norms(self.unet) + channel_stats_group_norms(self.vae.decoder)
+        done.append(f"{norms} group norms with per-channel statistics when compiled")
         return done
 
     def compile(self, mode: str | None = None, vae: bool = False) -> None:

@@ -135,6 +135,28 @@ def test_fused_geglu_matches_the_stock_feed_forward(tokens, channels, inner):
     assert (compiled - exact).abs().max().item() <= stock_err + 1e-3  # the same inside torch.compile
 
 
+@pytest.mark.parametrize("queries,keys,heads,head_dim", [(9216, 4, 5, 64), (2304, 4, 10, 64), (100, 16, 2, 128),
+                                                          (77, 3, 4, 32)])
+def test_few_key_attention_kernel_matches_sdpa(queries, keys, heads, head_dim):
+    import torch.nn.functional as F
+
+    from server_animator.animator.kernels import few_key_attention, few_key_attention_fits
+
+    g = torch.Generator("cuda").manual_seed(queries)
+    q = torch.randn(6, queries, heads * head_dim, device="cuda", generator=g, dtype=torch.bfloat16)
+    k, v = (torch.randn(6, keys, heads * head_dim, device="cuda", generator=g, dtype=torch.bfloat16) for _ in range(2))
+    assert few_key_attention_fits(q, k, heads)
+    heads_first = [t.unflatten(-1, (heads, head_dim)).transpose(1, 2).float() for t in (q, k, v)]
+    exact = F.scaled_dot_product_attention(*heads_first).transpose(1, 2).flatten(2)
+    got = few_key_attention(q, k, v, heads).float()
+    compiled = torch.compile(few_key_attention, fullgraph=True, dynamic=False)(q, k, v, heads).float()
+    sdpa_bf16 = F.scaled_dot_product_attention(*(t.to(torch.bfloat16) for t in heads_first)).transpose(1, 2).flatten(2)
+    err, sdpa_err = (got - exact).abs().max().item(), (sdpa_bf16.float() - exact).abs().max().item()
+    print(f"{queries} queries x {keys} keys, {heads} heads: kernel max err {err:.2e}, bf16 SDPA {sdpa_err:.2e}")
+    assert err <= 2 * sdpa_err + 1e-3
+    assert (compiled - exact).abs().max().item() <= 2 * sdpa_err + 1e-3
+
+
 def _unfuse_geglu(model):
     from diffusers.models.activations import GEGLU
 
@@ -151,7 +173,7 @@ def _unfuse_geglu(model):
 @torch.no_grad()
 def test_fast_kernels_keep_the_unet_output(svd_unet):
     from server_animator.animator.attention import ShortSelfAttnProcessor, install_infant_animator_processors
-    from server_animator.animator.attention import use_short_self_attention
+    from server_animator.animator.attention import use_few_key_attention, use_short_self_attention
     from server_animator.animator.kernels import channels_last_temporal_convs, fuse_geglu
     from server_animator.animator.models import PoseInjection
 
@@ -164,7 +186,9 @@ def test_fast_kernels_keep_the_unet_output(svd_unet):
     assert use_short_self_attention(unet) > 0
     hooks = channels_last_temporal_convs(unet)
     assert fuse_geglu(unet) == 48  # 16 transformers x (spatial ff, temporal ff_in and ff)
+    assert use_few_key_attention(unet) == 16
     fast = _call(unet, injection, x, ctx, ids, residual, torch.bfloat16)
+    use_few_key_attention(unet, False)
     for h in hooks:
         h.remove()
     _unfuse_geglu(unet)

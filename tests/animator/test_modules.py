@@ -56,6 +56,19 @@ def test_multi_head_attention_matches_naive_and_one_key_shortcut_is_exact():
     assert torch.equal(multi_head_attention(q, k1, v1, 4), sdpa.transpose(1, 2).reshape(2, 10, 32))
 
 
+def test_token_channel_statistics_equal_std_mean_also_for_a_broadcast_value():
+    from server_animator.animator.attention import token_channel_std_mean
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 50, 16) * 2 + 7
+    row = torch.randn(3, 1, 16) + 1
+    for t in (x, row.expand(-1, 50, -1), x[:, :1]):
+        std, mean = token_channel_std_mean(t)
+        expected_std, expected_mean = torch.std_mean(t.contiguous(), dim=(1, 2), keepdim=True)
+        torch.testing.assert_close(std, expected_std, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(mean, expected_mean, rtol=1e-5, atol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def tiny_unet():
     return build_components("tiny")["unet"]
@@ -159,3 +172,20 @@ def test_fast_kernel_swaps_keep_the_output_and_fall_back_on_cpu():
     assert len(channels_last_temporal_convs(unet)) == len(convs)  # removed hooks can be put back
     install_infant_animator_processors(unet)
     assert not any(isinstance(p, ShortSelfAttnProcessor) for p in unet.attn_processors.values())
+
+
+def test_channel_stats_group_norm_equals_group_norm_compiled_and_eager():
+    from server_animator.animator.kernels import ChannelStatsGroupNorm, channel_stats_group_norms
+
+    torch.manual_seed(0)
+    for shape, layout in (((2, 16, 6, 5), torch.channels_last), ((2, 16, 3, 4, 5), torch.channels_last_3d)):
+        model = torch.nn.Sequential(torch.nn.GroupNorm(4, 16, eps=1e-6), torch.nn.SiLU())
+        torch.nn.init.normal_(model[0].weight)
+        torch.nn.init.normal_(model[0].bias)
+        x = (torch.randn(shape) * 3 + 5).contiguous(memory_format=layout)  # an offset mean: a stable variance
+        expected = model(x)
+        keys = set(model.state_dict())
+        assert channel_stats_group_norms(model) == 1 and isinstance(model[0], ChannelStatsGroupNorm)
+        assert set(model.state_dict()) == keys and channel_stats_group_norms(model) == 0
+        assert torch.equal(model(x), expected)  # eager: PyTorch's own kernel
+        torch.testing.assert_close(torch.compile(model)(x), expected, rtol=1e-5, atol=1e-5)
