@@ -163,6 +163,7 @@ def group_norm_rows() -> list[dict]:
     rows = []
     print(f"\n{'where':>24} {'native ms':>10} {'per-channel ms':>15} {'1 read+1 write ms':>18} {'max |diff|':>10}")
     for where, shape in shapes:
+        torch._dynamo.reset()  # a fresh compile per row: dynamo's cache limit would send later rows to eager
         layout = torch.channels_last if len(shape) == 4 else torch.channels_last_3d
         x = torch.randn(shape, device=dev, dtype=dt).contiguous(memory_format=layout)
         native = nn.Sequential(nn.GroupNorm(32, shape[1], eps=1e-6), nn.SiLU()).to(dev, dt)
