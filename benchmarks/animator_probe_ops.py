@@ -180,7 +180,6 @@ def group_norm_rows() -> list[dict]:
         rows.append(r)
         print(f"{where:>24} {r['native_ms']:>10.3f} {r['per_channel_ms']:>15.3f} {r['copy_ms']:>18.3f} "
               f"{r['max_abs_diff']:>10.2e}", flush=True)
-        del x
     return rows
 
 
