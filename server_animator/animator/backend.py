@@ -104,6 +104,9 @@ class AnimatorSettings:
             raise AnimatorError(f"overlap must be between 0 and {self.window - 2}")
         if self.width % 64 or self.height % 64 or self.width < 64 or self.height < 64:
             raise AnimatorError(f"width and height must be multiples of 64 (at least 64), not {self.width}x{self.height}")
+        for name in ("compile", "fast_kernels", "cache_pose"):
+            if not isinstance(getattr(self, name), bool):
+                raise AnimatorError(f"{name} must be true or false, not {getattr(self, name)!r}")
         if not (math.isfinite(self.guidance) and self.guidance >= 0):
             raise AnimatorError(f"guidance must be a number >= 0, not {self.guidance!r}")
         if self.device is not None:

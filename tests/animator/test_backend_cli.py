@@ -76,7 +76,8 @@ def test_backend_options_are_checked():
         AnimatorSettings.from_options({**TINY, "overlap": 15})
     bad = [({"guidance": float("nan")}, "guidance must be a number >= 0"), ({"width": 0, "height": 0}, "at least 64"),
            ({"device": "banana"}, "device must be cpu, cuda or cuda:N"),
-           ({"device": f"cuda:{torch.cuda.device_count()}"}, "no such CUDA GPU")]
+           ({"device": f"cuda:{torch.cuda.device_count()}"}, "no such CUDA GPU"),
+           ({"cache_pose": "no"}, "cache_pose must be true or false, not 'no'")]
     for options, message in bad:
         with pytest.raises(AnimatorError, match=message):
             AnimatorSettings.from_options({**TINY, **options})
