@@ -5,6 +5,9 @@
   and spend most of their time on padding there; a Triton program per (sequence, head) holds the
   whole 16 x 16 problem in registers. Scores and softmax in float32, the probabilities cast to the
   value dtype for the second product, as the flash kernels do.
+* :func:`few_key_attention` — many queries against a handful of keys (the face-ID branch's 4 tokens):
+  one program per block of 128 queries and head, all keys in registers; PyTorch's SDPA ran this
+  case as batched matrix products with 4-wide outputs.
 * :func:`geglu` — the GEGLU feed-forward's projection and ``value * gelu(gate)`` in one GEMM with two
   accumulators. cuBLAS writes the ``[tokens, 2 x inner]`` projection and a second pass reads it back
   for the gate; at 72 x 128 latents that pass takes as long as the GEMM. The fused kernel writes
@@ -20,8 +23,8 @@
   out channels-last by itself but leaves the 3-D ones in NCDHW, which cuDNN converts to NDHWC and
   back on every call (2.2x slower per convolution on an H100, `benchmarks/animator_probe_ops.py`).
 
-Both are CUDA-only and off unless asked for (:meth:`InfantAnimatorPipeline.enable_fast_kernels`);
-on the CPU, or for shapes the kernel does not take, the stock path runs.
+All are for CUDA and off unless asked for (:meth:`InfantAnimatorPipeline.enable_fast_kernels`); on the
+CPU, or for shapes a kernel does not take, the stock path runs.
 """
 
 from __future__ import annotations
