@@ -6,8 +6,8 @@
   whole 16 x 16 problem in registers. Scores and softmax in float32, the probabilities cast to the
   value dtype for the second product, as the flash kernels do.
 * :func:`few_key_attention` — many queries against a handful of keys (the face-ID branch's 4 tokens):
-  one program per block of 128 queries and head, all keys in registers; PyTorch's SDPA ran this
-  case as batched matrix products with 4-wide outputs.
+  one program per block of 128 queries and head, all keys in registers, so the queries are read once
+  and the output written once.
 * :func:`geglu` — the GEGLU feed-forward's projection and ``value * gelu(gate)`` in one GEMM with two
   accumulators. cuBLAS writes the ``[tokens, 2 x inner]`` projection and a second pass reads it back
   for the gate; at 72 x 128 latents that pass takes as long as the GEMM. The fused kernel writes
