@@ -123,7 +123,6 @@ if triton is not None:
             num_warps=4 if head_dim > 64 else 2)
         return out
 
-
     @triton.jit
     def _few_key_attention_kernel(q_ptr, k_ptr, v_ptr, o_ptr, n_queries, n_keys, scale, HEADS: tl.constexpr,
                                   HEAD_DIM: tl.constexpr, BLOCK_Q: tl.constexpr, BLOCK_KEYS: tl.constexpr):
