@@ -59,7 +59,7 @@ class AnimatorSettings:
     pose_model: str | None = None
     compile: bool = False
     fast_kernels: bool = True  # exact kernel swaps on CUDA (kernels.py); no effect on the CPU
-    cache_pose: bool = True  # PoseNet once per frame (5.9 MB of GPU memory per frame at 576x1024), not per step
+    cache_pose: bool = True  # PoseNet once per frame (5.9 MB per frame at 576x1024, if it fits), not per step
     windows_per_batch: int = 1
     decode_chunks_per_batch: int = 2
     sdpa_backends: tuple[str, ...] | None = None

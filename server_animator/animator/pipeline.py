@@ -67,6 +67,14 @@ def _chunks(seq: Sequence, n: int) -> list[Sequence]:
     return [seq[i : i + n] for i in range(0, len(seq), n)]
 
 
+def _fits_on_device(nbytes: int, device: torch.device) -> bool:
+    """True on the CPU; on a GPU, when ``nbytes`` is at most a quarter of its free memory."""
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes <= free // 4
+
+
 @contextlib.contextmanager
 def _sdpa_kernels(names: Sequence[str] | None):
     """Prefer the named SDPA kernels, in order (e.g. ``("cudnn", "flash")``), inside the block.
@@ -330,8 +338,14 @@ class InfantAnimatorPipeline(DiffusionPipeline):
         PoseNet sees each frame on its own and does not depend on the step, so
         ``cache`` encodes every frame once up front: the same features as
         running it per window and step (as released), kept on the device
-        (C x h x w values per frame: 5.9 MB at 576x1024 in bf16).
+        (C x h x w values per frame: 5.9 MB at 576x1024 in bf16). Where they
+        would take more than a quarter of the GPU's free memory, PoseNet runs
+        per window and step instead (slower, same result).
         """
+        if cache:
+            h, w = (size // self.vae_scale_factor for size in pose.shape[1:3])
+            bytes_per_frame = self.pose_net.config.latent_channels * h * w * self.pose_net.dtype.itemsize
+            cache = _fits_on_device(pose.shape[0] * bytes_per_frame, pose.device)
         if not cache:
             return lambda index: self.pose_net(self._pose_to_model(pose[index]))
         features = torch.cat([self.pose_net(self._pose_to_model(pose[i : i + chunk]))

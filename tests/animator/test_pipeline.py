@@ -67,6 +67,22 @@ def test_pose_encoded_once_per_frame_equals_per_window_and_step(tiny_pipe, refer
     assert (cached - per_step).abs().max() < 1e-5
 
 
+def test_pose_features_not_cached_when_they_would_not_fit(tiny_pipe, monkeypatch):
+    import server_animator.animator.pipeline as pipeline
+
+    asked = []
+    monkeypatch.setattr(pipeline, "_fits_on_device", lambda nbytes, device: asked.append(nbytes) or False)
+    calls = []
+    hook = tiny_pipe.pose_net.register_forward_hook(lambda module, args, out: calls.append(out.shape[0]))
+    try:
+        features = tiny_pipe.pose_encoder(torch.zeros(20, 64, 64, 3, dtype=torch.uint8), cache=True)
+        assert calls == []  # nothing encoded up front
+        assert features(torch.tensor([0, 3])).shape == (2, 32, 8, 8) and calls == [2]
+    finally:
+        hook.remove()
+    assert asked == [20 * 32 * 8 * 8 * 4]  # 32 channels at 1/8 resolution, float32 on the CPU
+
+
 def test_pose_and_guidance_change_the_result(tiny_pipe, reference_64, pose_64):
     base = _run(tiny_pipe, reference_64, pose_64, output_type="latent")
     other_pose = _run(tiny_pipe, reference_64, np.ascontiguousarray(pose_64[:, ::-1]), output_type="latent")
