@@ -20,9 +20,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
-import torch.nn.functional as F
 import triton
 import triton.language as tl
+from animator_probe_ops import bench, stock_geglu as stock
 
 OUT = Path(__file__).resolve().parent / "results" / "animator_probe_geglu.json"
 LEVELS = [(320, 72, 128), (640, 36, 64), (1280, 18, 32)]  # feed-forward width and latent size per UNet level
@@ -82,24 +82,6 @@ def geglu_persistent(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) 
     programs = torch.cuda.get_device_properties(x.device).multi_processor_count
     geglu_persistent_kernel[(programs,)](x2, weight, bias, out, m, inner, x2.stride(0), programs, K=k)
     return out.reshape(*x.shape[:-1], inner)
-
-
-def bench(fn, n=20) -> float:
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(n):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / n
-
-
-def stock(x, w, b):
-    value, gate = F.linear(x, w, b).chunk(2, dim=-1)
-    return value * F.gelu(gate)
 
 
 def main() -> int:
