@@ -105,13 +105,20 @@ def test_short_attention_kernel_matches_sdpa(length, heads, head_dim):
     assert (compiled - exact).abs().max().item() <= 2 * sdpa_err + 1e-3  # the same inside torch.compile
 
 
+@pytest.mark.parametrize("path", ["tma", "pointer"])
 @pytest.mark.parametrize("tokens,channels,inner", [(4096, 320, 1280), (1000, 640, 2560), (77, 1280, 5120),
                                                   (300, 48, 40)])
-def test_fused_geglu_matches_the_stock_feed_forward(tokens, channels, inner):
+def test_fused_geglu_matches_the_stock_feed_forward(tokens, channels, inner, path, monkeypatch):
     import torch.nn.functional as F
 
+    from server_animator.animator import kernels
     from server_animator.animator.kernels import geglu, geglu_fits
 
+    if path == "pointer":  # the kernel for GPUs before Hopper, forced here
+        monkeypatch.setattr(kernels, "geglu_uses_tma", lambda hidden_states, weight: False)
+    elif torch.cuda.get_device_capability()[0] < 9:
+        pytest.skip("the TMA-fed kernel needs a Hopper or newer GPU")
+    torch._dynamo.reset()  # each path compiles anew, not from the other's cache
     g = torch.Generator("cuda").manual_seed(tokens)
     x = torch.randn(2, tokens, channels, device="cuda", generator=g)
     w = torch.randn(2 * inner, channels, device="cuda", generator=g) / channels**0.5
@@ -201,3 +208,21 @@ def test_fast_kernels_keep_the_unet_output(svd_unet):
     print(f"relative mean error vs fp32: fast kernels bf16 {fast_err:.2e}, stock bf16 {stock_err:.2e}; "
           f"fast vs stock {_relative_error(fast, stock, reference):.2e}")
     assert fast_err < 1.1 * stock_err + 1e-3  # exact: only bf16 rounding, no less accurate than the stock kernels
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs (a worker set to cuda:1)")
+def test_triton_kernels_run_on_the_device_of_their_inputs():
+    from server_animator.animator.kernels import few_key_attention, geglu, short_attention
+
+    g = torch.Generator("cpu").manual_seed(0)
+    q, k, v = (torch.randn(*shape, generator=g).bfloat16() for shape in [(4, 300, 128), (4, 16, 128), (4, 16, 128)])
+    x, w, b = torch.randn(300, 320, generator=g).bfloat16(), torch.randn(2560, 320, generator=g).bfloat16(), \
+        torch.randn(2560, generator=g).bfloat16()
+    calls = {"short attention": lambda d: short_attention(k.to(d), k.to(d), v.to(d), 2),
+             "few-key attention": lambda d: few_key_attention(q.to(d), k.to(d), v.to(d), 2),
+             "geglu": lambda d: geglu(x.to(d), w.to(d), b.to(d))}
+    torch.cuda.set_device(0)
+    for name, call in calls.items():
+        on_second = call("cuda:1")
+        assert on_second.device == torch.device("cuda:1"), name
+        torch.testing.assert_close(on_second.cpu(), call("cuda:0").cpu(), msg=name)  # the same as on the current GPU
