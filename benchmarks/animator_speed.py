@@ -11,6 +11,7 @@ same weights and inputs.
     python benchmarks/animator_speed.py --mode layers    # GPU kernel time of one UNet call by kind
     python benchmarks/animator_speed.py --mode parts     # PoseNet and the VAE decoder on their own
     python benchmarks/animator_speed.py --mode scaling   # several workers on one GPU
+    python benchmarks/animator_speed.py --mode warm --compile --tune ...  # fill inductor's cache for a tuned e2e
     python benchmarks/animator_speed.py --mode e2e --arch tiny --size 64x64 --frames 20 --steps 2  # CPU smoke
 
 Seed configuration = fp16, two batch-1 UNet calls and one PoseNet call per window and step, PyTorch's
@@ -167,6 +168,38 @@ def summarize(name: str, r: dict, n_frames: int, n_windows: int, args, flops_per
     }
 
 
+def fast_knobs(args) -> dict:
+    return dict(batched_cfg=True, windows_per_batch=args.windows_per_batch, decode_chunks_per_batch=args.decode_batch,
+                sdpa_backends=tuple(args.sdpa.split(",")) if args.sdpa else None)
+
+
+def prepare_fast_path(pipe, ref, poses, args) -> tuple[list[str], float]:
+    """Kernel swaps, then compilation (with inductor's coordinate-descent tuning under ``--tune``) by a 2-step run
+    on the clip, or an uncompiled 1-step warm-up. Returns the swaps made and the seconds compiling took."""
+    kernels = pipe.enable_fast_kernels() if args.fast_kernels else []
+    if not args.compile:
+        run_clip(pipe, ref, poses[:16], argparse.Namespace(**{**vars(args), "steps": 1}), **fast_knobs(args))
+        return kernels, 0.0
+    import torch._inductor.config as inductor_config
+
+    inductor_config.coordinate_descent_tuning = args.tune
+    pipe.compile(mode=args.compile_mode, vae=args.compile_vae)
+    t0 = time.perf_counter()
+    run_clip(pipe, ref, poses, argparse.Namespace(**{**vars(args), "steps": 2}), **fast_knobs(args))
+    return kernels, time.perf_counter() - t0
+
+
+def mode_warm(args) -> dict:
+    """Compile the fast path into inductor's cache and time nothing. Coordinate-descent tuning (``--tune``)
+    takes longer than one device call allows next to the seed run; a later ``--mode e2e --tune`` with the same
+    ``TORCHINDUCTOR_CACHE_DIR`` then finds the tuned kernels. Its compile time is then a cached one."""
+    poses = pose_frames(recording(args.frames), (args.width, args.height))
+    pipe = build(args, torch.bfloat16 if torch.cuda.is_available() else torch.float32)
+    kernels, compile_s = prepare_fast_path(pipe, reference_image(size=(args.width, args.height)), poses, args)
+    return {"warm": {"fast_kernels": kernels, "compile_seconds": round(compile_s, 1), "tuned": args.tune,
+                     "cache": os.environ.get("TORCHINDUCTOR_CACHE_DIR", "inductor's default")}}
+
+
 def mode_e2e(args) -> dict:
     n = args.frames
     rec = recording(n)
@@ -177,9 +210,6 @@ def mode_e2e(args) -> dict:
     fast_dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
     pipe = build(args, seed_dtype)
     flops = unet_flops(pipe, 16, args.height, args.width)
-    fast_knobs = dict(batched_cfg=True, windows_per_batch=args.windows_per_batch,
-                      decode_chunks_per_batch=args.decode_batch,
-                      sdpa_backends=tuple(args.sdpa.split(",")) if args.sdpa else None)
     results = {}
     # seed configuration: warm up (kernels, cuDNN plans), then time
     run_clip(pipe, ref, poses[:16], argparse.Namespace(**{**vars(args), "steps": 1}), **SEED_CONFIG)
@@ -189,19 +219,12 @@ def mode_e2e(args) -> dict:
     print(json.dumps(results["seed"]), flush=True)
     # fast path, same weights in bf16
     pipe.to(dtype=fast_dtype)
-    kernels = pipe.enable_fast_kernels() if args.fast_kernels else []
-    compile_s = 0.0
-    if args.compile:
-        pipe.compile(mode=args.compile_mode, vae=args.compile_vae)
-        t0 = time.perf_counter()
-        run_clip(pipe, ref, poses, argparse.Namespace(**{**vars(args), "steps": 2}), **fast_knobs)  # compiles
-        compile_s = time.perf_counter() - t0
-    else:
-        run_clip(pipe, ref, poses[:16], argparse.Namespace(**{**vars(args), "steps": 1}), **fast_knobs)
-    fast = run_clip(pipe, ref, poses, args, **fast_knobs)
+    kernels, compile_s = prepare_fast_path(pipe, ref, poses, args)
+    fast = run_clip(pipe, ref, poses, args, **fast_knobs(args))
     label = (f"fast: bf16, batched CFG, PoseNet once per frame, {args.windows_per_batch} window(s)/call, "
              f"SDPA {args.sdpa or 'default'}, "
              f"VAE {4 * args.decode_batch} frames/call" + (f", torch.compile({args.compile_mode})" if args.compile else "")
+             + (", coordinate-descent tuned" if args.compile and args.tune else "")
              + (", VAE compiled" if args.compile and args.compile_vae else "") + "".join(f", {k}" for k in kernels))
     results["fast"] = summarize(label, fast, n, len(windows), args, flops)
     results["fast"]["compile_seconds"] = round(compile_s, 1)
@@ -210,7 +233,7 @@ def mode_e2e(args) -> dict:
     print(json.dumps(results["fast"]), flush=True)
     if args.approx:
         try:
-            approx = run_clip(pipe, ref, poses, args, cfg_fraction=0.5, **fast_knobs)
+            approx = run_clip(pipe, ref, poses, args, cfg_fraction=0.5, **fast_knobs(args))
             results["approx_cfg_half"] = summarize(
                 "approximate: fast path, guidance on the first half of the steps only",
                 approx, n, len(windows), args, flops, guided_fraction=0.5)
@@ -431,7 +454,7 @@ def mode_scaling(args) -> dict:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--mode", choices=("e2e", "probe", "layers", "parts", "scaling"), default="e2e")
+    p.add_argument("--mode", choices=("e2e", "probe", "layers", "parts", "scaling", "warm"), default="e2e")
     p.add_argument("--arch", choices=("svd-xt", "tiny"), default="svd-xt")
     p.add_argument("--size", default="576x1024")
     p.add_argument("--frames", type=int, default=40)
@@ -443,7 +466,7 @@ def main(argv=None) -> None:
     p.add_argument("--compile", action="store_true")
     p.add_argument("--compile-mode", default=None)
     p.add_argument("--compile-vae", action="store_true")
-    p.add_argument("--tune", action="store_true", help="--mode layers: inductor coordinate-descent tuning")
+    p.add_argument("--tune", action="store_true", help="with --compile: inductor coordinate-descent tuning")
     p.add_argument("--skip-eager", action="store_true", help="--mode layers: compiled variants only")
     p.add_argument("--approx", action="store_true", help="also time guidance on half of the steps")
     p.add_argument("--fast-kernels", action="store_true",
@@ -460,7 +483,7 @@ def main(argv=None) -> None:
               "size": args.size, "frames": args.frames, "steps": args.steps, "guidance": 3.0,
               "window": 16, "overlap": 4, "weights": "random (speed does not depend on weights)",
               **{"probe": mode_probe, "e2e": mode_e2e, "layers": mode_layers, "parts": mode_parts,
-                 "scaling": mode_scaling}[args.mode](args)}
+                 "scaling": mode_scaling, "warm": mode_warm}[args.mode](args)}
     out = args.out or ROOT / "benchmarks" / "results" / f"animator_{args.mode}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
