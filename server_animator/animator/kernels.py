@@ -263,9 +263,9 @@ if triton is not None:
             num_stages=stages, num_warps=warps)
 
     def _aligned_rows(matrix: torch.Tensor) -> torch.Tensor:
-        """``matrix`` with unit-stride rows starting at 16-byte boundaries (TMA's rule; 2-byte elements), copied
-        only where it has not."""
-        if matrix.stride(-1) != 1 or matrix.stride(0) % 8 or matrix.storage_offset() % 8:
+        """``matrix`` contiguous and starting at a 16-byte boundary (the kernels take row stride = K; TMA needs the
+        alignment; 2-byte elements), copied only where it is not."""
+        if not matrix.is_contiguous() or matrix.storage_offset() % 8:
             return matrix.clone(memory_format=torch.contiguous_format)
         return matrix
 

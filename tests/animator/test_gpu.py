@@ -144,6 +144,31 @@ def test_fused_geglu_matches_the_stock_feed_forward(tokens, channels, inner, pat
     assert (compiled - exact).abs().max().item() <= stock_err + 1e-3  # the same inside torch.compile
 
 
+@pytest.mark.parametrize("path", ["tma", "pointer"])
+def test_fused_geglu_takes_padded_rows_and_offset_weights(path, monkeypatch):
+    """Views the kernels cannot read as they are (rows padded, a weight slice starting mid-buffer) are copied,
+    not read with the wrong stride or from a misaligned address."""
+    import torch.nn.functional as F
+
+    from server_animator.animator import kernels
+
+    if path == "pointer":
+        monkeypatch.setattr(kernels, "geglu_uses_tma", lambda hidden_states, weight: False)
+    g = torch.Generator("cuda").manual_seed(1)
+    x = torch.randn(500, 320 + 8, device="cuda", generator=g, dtype=torch.bfloat16)[:, :320]  # row stride 328
+    w = (torch.randn(2560, 320 + 3, device="cuda", generator=g) / 320**0.5).bfloat16()[:, 3:]  # offset by 3
+    b = torch.randn(2560, device="cuda", generator=g, dtype=torch.bfloat16) * 0.1
+
+    def stock(x, w, b):
+        value, gate = F.linear(x, w, b).chunk(2, dim=-1)
+        return value * F.gelu(gate)
+
+    exact = stock(x.float(), w.float(), b.float())
+    stock_err = (stock(x, w, b).float() - exact).abs().max().item()
+    err = (kernels.geglu(x, w, b).float() - exact).abs().max().item()
+    assert err <= stock_err + 1e-3, (err, stock_err)  # a wrong stride or offset gives errors of order 1
+
+
 @pytest.mark.parametrize("queries,keys,heads,head_dim", [(9216, 4, 5, 64), (2304, 4, 10, 64), (100, 16, 2, 128),
                                                           (77, 3, 4, 32)])
 def test_few_key_attention_kernel_matches_sdpa(queries, keys, heads, head_dim):
