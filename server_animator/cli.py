@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 
 
@@ -43,12 +44,30 @@ def _config(args: argparse.Namespace, **overrides):  # noqa: ANN202
     return cfg
 
 
+def _check_can_listen(host: str, port: int) -> None:
+    """Refuse, in one line, an address the server could not listen on, before the app starts (uvicorn would log
+    "API ready" and then fail with exit status 3)."""
+    import socket
+
+    from skeleton.errors import CogmaError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as e:
+        hint = " (is another server running there? choose a port with --port)" if e.errno == errno.EADDRINUSE else ""
+        raise CogmaError(f"cannot listen on {host}:{port}: {e.strerror or e}{hint}") from None
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .api.app import create_app
 
     cfg = _config(args, host=args.host, port=args.port)
+    _check_can_listen(cfg.host, cfg.port)
     app = create_app(cfg)
     # access_log off: uvicorn's would record client addresses; the app logs route templates only.
     uvicorn.run(app, host=cfg.host, port=cfg.port, access_log=False, log_level=cfg.log_level,

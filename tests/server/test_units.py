@@ -157,3 +157,18 @@ def test_cli_errors_without_traceback(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=60,
                           env={"COGMA_QUEUE": "nope", "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 2 and "queue must be" in proc.stderr
+
+
+def test_serve_refuses_a_port_in_use_in_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "cogma.cli", "serve", "--data-dir", str(tmp_path),
+                               "--port", str(port)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (f"error: cannot listen on 127.0.0.1:{port}: Address already in use "
+                                   "(is another server running there? choose a port with --port)")
+    assert "API ready" not in proc.stderr  # refused before the app starts
