@@ -172,3 +172,14 @@ def test_serve_refuses_a_port_in_use_in_one_line(tmp_path):
     assert proc.stderr.strip() == (f"error: cannot listen on 127.0.0.1:{port}: Address already in use "
                                    "(is another server running there? choose a port with --port)")
     assert "API ready" not in proc.stderr  # refused before the app starts
+
+
+def test_openapi_lists_415_wherever_a_body_is_taken(tmp_path):
+    from server_animator.api.app import create_app
+
+    app = create_app(load_config(None, env={"COGMA_DATA_DIR": str(tmp_path)}))
+    with_body = [(path, verb, op) for path, ops in app.openapi()["paths"].items() for verb, op in ops.items()
+                 if "requestBody" in op]
+    assert len(with_body) >= 3  # devices, consents, submissions
+    for path, verb, op in with_body:
+        assert "415" in op["responses"], f"{verb.upper()} {path}"

@@ -22,7 +22,8 @@ def _out(c: Consent) -> ConsentOut:
                       given_at=iso(c.given_at))
 
 
-@router.post("", status_code=201, response_model=ConsentOut, responses=_errors, summary="Record a consent")
+@router.post("", status_code=201, response_model=ConsentOut, responses={**_errors, 415: {"model": Problem}},
+             summary="Record a consent")
 def give_consent(state: State, device: CurrentDevice, body: ConsentCreate) -> ConsentOut:
     consent = Consent(device_id=device.id, scope=body.scope, text_version=body.text_version, given_by=body.given_by)
     with session(state.engine) as s:

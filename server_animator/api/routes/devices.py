@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1/devices", tags=["devices"])
 
 @router.post(
     "", status_code=201, response_model=DeviceCreated,
-    responses={401: {"model": Problem}, 429: {"model": Problem}},
+    responses={401: {"model": Problem}, 415: {"model": Problem}, 429: {"model": Problem}},
     summary="Register a device; the token is shown once",
 )
 def register_device(
