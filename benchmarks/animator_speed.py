@@ -306,6 +306,27 @@ def mode_probe(args) -> dict:
     return out
 
 
+KERNEL_KINDS = {
+    "geglu": ("geglu",),  # kernels.py's fused GEGLU GEMM
+    "attention": ("sdpa", "fmha", "flash", "attention", "softmax"),  # before "conv": cuDNN SDPA says fprop
+    "conv": ("conv", "implicit", "cudnn::", "xmma", "dgrad", "fprop"),
+    "gemm": ("gemm", "cutlass", "nvjet", "aten::addmm", "aten::mm", "aten::bmm"),
+    "norm": ("norm", "welford", "var_mean"),
+    "copy/layout": ("copy", "transpose", "cat", "nchw", "nhwc"),
+}
+
+
+def kernel_kind(name: str) -> str:
+    """The kind of GPU kernel (or, on the CPU, operator) a profiler name is."""
+    low = name.lower()
+    if low.startswith("triton_"):
+        # inductor names a fused kernel after every op it fuses; a convolution or matmul there is the producer
+        # whose output the kernel reads (e.g. triton_red_fused_convolution_native_group_norm), not its work
+        for producer in ("convolution", "addmm", "_mm_", "_bmm_"):
+            low = low.replace(producer, "_")
+    return next((kind for kind, keys in KERNEL_KINDS.items() if any(key in low for key in keys)), "elementwise/other")
+
+
 def kernel_table(fn, top: int = 25) -> dict:
     """CUDA kernel time of one call of ``fn`` by kernel and by kind (torch.profiler)."""
     from torch.profiler import ProfilerActivity, profile
@@ -317,13 +338,9 @@ def kernel_table(fn, top: int = 25) -> dict:
     kernels = {e.key: (e.self_device_time_total if cuda else e.self_cpu_time_total) / 1e3 for e in prof.key_averages()}
     kernels = {k: ms for k, ms in kernels.items() if ms > 0}
     total = sum(kernels.values())
-    kinds = {"attention": ("sdpa", "fmha", "flash", "attention", "softmax"),  # before "conv": cuDNN SDPA says fprop
-             "conv": ("conv", "implicit", "cudnn::", "xmma", "dgrad", "fprop"), "gemm": ("gemm", "cutlass", "nvjet", "aten::addmm", "aten::mm", "aten::bmm"),
-             "norm": ("norm", "welford"), "copy/layout": ("copy", "transpose", "cat", "nchw", "nhwc")}
     by_kind: dict[str, float] = {}
     for name, ms in kernels.items():
-        low = name.lower()
-        kind = next((k for k, keys in kinds.items() if any(key in low for key in keys)), "elementwise/other")
+        kind = kernel_kind(name)
         by_kind[kind] = by_kind.get(kind, 0.0) + ms
     rows = sorted(kernels.items(), key=lambda kv: -kv[1])[:top]
     return {"total_ms": round(total, 2),
