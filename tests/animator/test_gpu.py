@@ -84,25 +84,31 @@ def test_tiny_pipeline_on_cuda_is_deterministic():
     assert a.shape == (20, 64, 64, 3) and np.array_equal(a, b)
 
 
-@pytest.mark.parametrize("length,heads,head_dim", [(16, 5, 64), (12, 10, 64), (40, 20, 64), (16, 2, 128)])
-def test_short_attention_kernel_matches_sdpa(length, heads, head_dim):
+def _assert_close_as_bf16_sdpa(kernel, q, k, v, heads: int, label: str) -> None:
+    """``kernel(q, k, v, heads)`` on ``[N, L, heads x head_dim]`` bf16 tensors is as close to fp32 SDPA as PyTorch's
+    own bf16 SDPA, eager and inside ``torch.compile``."""
     import torch.nn.functional as F
 
+    heads_first = [t.unflatten(-1, (heads, -1)).transpose(1, 2).float() for t in (q, k, v)]
+    exact = F.scaled_dot_product_attention(*heads_first).transpose(1, 2).flatten(2)
+    got = kernel(q, k, v, heads).float()
+    compiled = torch.compile(kernel, fullgraph=True, dynamic=False)(q, k, v, heads).float()
+    sdpa_bf16 = F.scaled_dot_product_attention(*(t.to(torch.bfloat16) for t in heads_first)).transpose(1, 2).flatten(2)
+    err, sdpa_err = (got - exact).abs().max().item(), (sdpa_bf16.float() - exact).abs().max().item()
+    print(f"{label}: kernel max err {err:.2e}, bf16 SDPA {sdpa_err:.2e}")
+    assert err <= 2 * sdpa_err + 1e-3  # as close to fp32 as PyTorch's own bf16 kernels
+    assert (compiled - exact).abs().max().item() <= 2 * sdpa_err + 1e-3  # the same inside torch.compile
+
+
+@pytest.mark.parametrize("length,heads,head_dim", [(16, 5, 64), (12, 10, 64), (40, 20, 64), (16, 2, 128)])
+def test_short_attention_kernel_matches_sdpa(length, heads, head_dim):
     from server_animator.animator.kernels import short_attention, short_attention_fits
 
     g = torch.Generator("cuda").manual_seed(length)
     q, k, v = (torch.randn(300, length, heads * head_dim, device="cuda", generator=g, dtype=torch.bfloat16)
                for _ in range(3))
     assert short_attention_fits(q, heads)
-    heads_first = [t.unflatten(-1, (heads, head_dim)).transpose(1, 2).float() for t in (q, k, v)]
-    exact = F.scaled_dot_product_attention(*heads_first).transpose(1, 2).flatten(2)
-    got = short_attention(q, k, v, heads).float()
-    compiled = torch.compile(short_attention, fullgraph=True, dynamic=False)(q, k, v, heads).float()
-    sdpa_bf16 = F.scaled_dot_product_attention(*(t.to(torch.bfloat16) for t in heads_first)).transpose(1, 2).flatten(2)
-    err, sdpa_err = (got - exact).abs().max().item(), (sdpa_bf16.float() - exact).abs().max().item()
-    print(f"L={length} heads={heads}: kernel max err {err:.2e}, bf16 SDPA {sdpa_err:.2e}")
-    assert err <= 2 * sdpa_err + 1e-3  # as close to fp32 as PyTorch's own bf16 kernels
-    assert (compiled - exact).abs().max().item() <= 2 * sdpa_err + 1e-3  # the same inside torch.compile
+    _assert_close_as_bf16_sdpa(short_attention, q, k, v, heads, f"L={length} heads={heads}")
 
 
 @pytest.mark.parametrize("path", ["tma", "pointer"])
@@ -172,23 +178,13 @@ def test_fused_geglu_takes_padded_rows_and_offset_weights(path, monkeypatch):
 @pytest.mark.parametrize("queries,keys,heads,head_dim", [(9216, 4, 5, 64), (2304, 4, 10, 64), (100, 16, 2, 128),
                                                           (77, 3, 4, 32)])
 def test_few_key_attention_kernel_matches_sdpa(queries, keys, heads, head_dim):
-    import torch.nn.functional as F
-
     from server_animator.animator.kernels import few_key_attention, few_key_attention_fits
 
     g = torch.Generator("cuda").manual_seed(queries)
     q = torch.randn(6, queries, heads * head_dim, device="cuda", generator=g, dtype=torch.bfloat16)
     k, v = (torch.randn(6, keys, heads * head_dim, device="cuda", generator=g, dtype=torch.bfloat16) for _ in range(2))
     assert few_key_attention_fits(q, k, heads)
-    heads_first = [t.unflatten(-1, (heads, head_dim)).transpose(1, 2).float() for t in (q, k, v)]
-    exact = F.scaled_dot_product_attention(*heads_first).transpose(1, 2).flatten(2)
-    got = few_key_attention(q, k, v, heads).float()
-    compiled = torch.compile(few_key_attention, fullgraph=True, dynamic=False)(q, k, v, heads).float()
-    sdpa_bf16 = F.scaled_dot_product_attention(*(t.to(torch.bfloat16) for t in heads_first)).transpose(1, 2).flatten(2)
-    err, sdpa_err = (got - exact).abs().max().item(), (sdpa_bf16.float() - exact).abs().max().item()
-    print(f"{queries} queries x {keys} keys, {heads} heads: kernel max err {err:.2e}, bf16 SDPA {sdpa_err:.2e}")
-    assert err <= 2 * sdpa_err + 1e-3
-    assert (compiled - exact).abs().max().item() <= 2 * sdpa_err + 1e-3
+    _assert_close_as_bf16_sdpa(few_key_attention, q, k, v, heads, f"{queries} queries x {keys} keys, {heads} heads")
 
 
 def _unfuse_geglu(model):
