@@ -93,14 +93,27 @@ class LocalStore:
         target = self.root / prefix.rstrip("/")
         if not prefix.strip("/") or not target.resolve().is_relative_to(self.root.resolve()):
             raise StorageError(f"refusing to delete prefix {prefix!r}")
+        count = 0
         if target.is_dir():
             count = sum(1 for p in target.rglob("*") if p.is_file())
             shutil.rmtree(target, ignore_errors=True)
-            return count
-        if target.is_file():
+        elif target.is_file():
             target.unlink(missing_ok=True)
-            return 1
-        return 0
+            count = 1
+        self._prune_empty_parents(target)
+        return count
+
+    def _prune_empty_parents(self, target: Path) -> None:
+        # A folder left empty still names what was erased (a submission id), and no key owns it, so the janitor
+        # would never see it: e.g. a job's result/ deleted after its submission was erased mid-upload.
+        root = self.root.resolve()
+        parent = target.parent
+        while parent.resolve() != root and parent.resolve().is_relative_to(root):
+            try:
+                parent.rmdir()  # only when empty
+            except OSError:
+                return
+            parent = parent.parent
 
     def list_keys(self, prefix: str = "") -> list[str]:
         base = self.root / prefix if prefix else self.root

@@ -97,6 +97,18 @@ def test_local_store_refuses_escapes(tmp_path):
     assert store.delete_prefix("submissions/x/") == 1 and not store.exists("submissions/x/a.bin")
 
 
+def test_local_store_leaves_no_empty_folder_behind(tmp_path):
+    store = LocalStore(tmp_path / "blobs", fsync=False)
+    store.put_bytes("submissions/gone/result/qa_report.json", b"{}")
+    store.put_bytes("submissions/kept/recording.npz", b"1")
+    store.put_bytes("submissions/kept/result/qa_report.json", b"{}")
+    assert store.delete_prefix("submissions/gone/result/") == 1
+    assert not (tmp_path / "blobs" / "submissions" / "gone").exists()  # the id's folder went with its last file
+    assert store.delete_prefix("submissions/kept/result/") == 1
+    assert store.list_keys("submissions/") == ["submissions/kept/recording.npz"]  # a folder with files stays
+    assert (tmp_path / "blobs").is_dir()  # never the root
+
+
 def test_render_backend_qa_report(tmp_path):
     cfg = ServerConfig(data_dir=tmp_path, render_width=64, render_height=112)
     backend = load_backend(cfg)
