@@ -107,8 +107,8 @@ class LocalStore:
         # A folder left empty still names what was erased (a submission id), and no key owns it, so the janitor
         # would never see it: e.g. a job's result/ deleted after its submission was erased mid-upload.
         root = self.root.resolve()
-        parent = target.parent
-        while parent.resolve() != root and parent.resolve().is_relative_to(root):
+        parent = target.parent.resolve()
+        while parent != root and parent.is_relative_to(root):
             try:
                 parent.rmdir()  # only when empty
             except OSError:

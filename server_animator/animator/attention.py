@@ -28,7 +28,8 @@ from diffusers.models.attention_processor import Attention, AttnProcessor2_0, XF
 from diffusers.utils.import_utils import is_xformers_available
 from torch import nn
 
-from .kernels import few_key_attention, few_key_attention_fits, short_attention, short_attention_fits
+from .kernels import (few_key_attention, few_key_attention_fits, pooled_moments, short_attention,
+                      short_attention_fits)
 
 AttentionBackend = Literal["sdpa", "xformers"]
 NUM_ID_TOKENS = 4
@@ -76,8 +77,7 @@ def token_channel_std_mean(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
         var_c, mean_c = torch.zeros_like(x[:, 0], dtype=torch.float32), x[:, 0].float()
     else:
         var_c, mean_c = torch.var_mean(x.float(), dim=1, correction=0)
-    mean = mean_c.mean(-1, keepdim=True)
-    var = var_c.mean(-1, keepdim=True) + (mean_c - mean).square().mean(-1, keepdim=True)
+    var, mean = pooled_moments(var_c, mean_c)
     count = tokens * channels
     std = (var * count / max(count - 1, 1)).sqrt()  # Bessel's correction, as torch.std_mean
     return std[..., None], mean[..., None]

@@ -306,6 +306,19 @@ class FusedGEGLU(nn.Module):
         return value * F.gelu(gate)
 
 
+def pooled_moments(var_c: torch.Tensor, mean_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Variance and mean (``keepdim``) of the union of equally sized parts, from each part's own (biased) variance
+    and mean along the last dimension: the law of total variance, exact."""
+    mean = mean_c.mean(-1, keepdim=True)
+    return var_c.mean(-1, keepdim=True) + (mean_c - mean).square().mean(-1, keepdim=True), mean
+
+
+def _children_of_type(model: nn.Module, kind: type) -> list[tuple[nn.Module, str, nn.Module]]:
+    """(parent, attribute name, child) for every submodule of exactly type ``kind``, to swap it."""
+    return [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
+            if type(child) is kind]
+
+
 class ChannelStatsGroupNorm(nn.GroupNorm):
     """``nn.GroupNorm`` with per-channel statistics when compiled (see the module docstring)."""
 
@@ -315,8 +328,7 @@ class ChannelStatsGroupNorm(nn.GroupNorm):
         n, c = x.shape[:2]
         var_c, mean_c = torch.var_mean(x.float(), dim=tuple(range(2, x.ndim)), correction=0)
         var_c, mean_c = var_c.view(n, self.num_groups, -1), mean_c.view(n, self.num_groups, -1)
-        mean_g = mean_c.mean(-1, keepdim=True)
-        var_g = var_c.mean(-1, keepdim=True) + (mean_c - mean_g).square().mean(-1, keepdim=True)
+        var_g, mean_g = pooled_moments(var_c, mean_c)
         rstd = torch.rsqrt(var_g + self.eps)
         scale, shift = rstd.expand_as(mean_c).reshape(n, c), (-mean_g * rstd).expand_as(mean_c).reshape(n, c)
         if self.affine:
@@ -327,8 +339,7 @@ class ChannelStatsGroupNorm(nn.GroupNorm):
 
 def channel_stats_group_norms(model: nn.Module) -> int:
     """Every ``nn.GroupNorm`` of ``model`` becomes a :class:`ChannelStatsGroupNorm` sharing its parameters."""
-    swaps = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
-             if type(child) is nn.GroupNorm]
+    swaps = _children_of_type(model, nn.GroupNorm)
     for parent, name, child in swaps:
         norm = ChannelStatsGroupNorm(child.num_groups, child.num_channels, child.eps, child.affine)
         norm.weight, norm.bias = child.weight, child.bias
@@ -338,8 +349,7 @@ def channel_stats_group_norms(model: nn.Module) -> int:
 
 def fuse_geglu(model: nn.Module) -> int:
     """Every diffusers ``GEGLU`` of ``model`` becomes a :class:`FusedGEGLU`; returns how many."""
-    swaps = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
-             if type(child) is GEGLU]
+    swaps = _children_of_type(model, GEGLU)
     for parent, name, child in swaps:
         setattr(parent, name, FusedGEGLU(child.proj))
     return len(swaps)

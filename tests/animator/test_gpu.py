@@ -111,38 +111,45 @@ def test_short_attention_kernel_matches_sdpa(length, heads, head_dim):
     _assert_close_as_bf16_sdpa(short_attention, q, k, v, heads, f"L={length} heads={heads}")
 
 
-@pytest.mark.parametrize("path", ["tma", "pointer"])
-@pytest.mark.parametrize("tokens,channels,inner", [(4096, 320, 1280), (1000, 640, 2560), (77, 1280, 5120),
-                                                  (300, 48, 40)])
-def test_fused_geglu_matches_the_stock_feed_forward(tokens, channels, inner, path, monkeypatch):
+def _stock_geglu(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """diffusers' GEGLU: projection, then ``value * gelu(gate)``."""
     import torch.nn.functional as F
 
-    from server_animator.animator import kernels
-    from server_animator.animator.kernels import geglu, geglu_fits
+    value, gate = F.linear(x, w, b).chunk(2, dim=-1)
+    return value * F.gelu(gate)
 
-    if path == "pointer":  # the kernel for GPUs before Hopper, forced here
+
+def _use_geglu_path(path: str, monkeypatch) -> None:
+    """Run :func:`geglu` on the TMA-fed kernel (Hopper and newer) or force the pointer-fed one (older GPUs)."""
+    from server_animator.animator import kernels
+
+    if path == "pointer":
         monkeypatch.setattr(kernels, "geglu_uses_tma", lambda hidden_states, weight: False)
     elif torch.cuda.get_device_capability()[0] < 9:
         pytest.skip("the TMA-fed kernel needs a Hopper or newer GPU")
     torch._dynamo.reset()  # each path compiles anew, not from the other's cache
+
+
+@pytest.mark.parametrize("path", ["tma", "pointer"])
+@pytest.mark.parametrize("tokens,channels,inner", [(4096, 320, 1280), (1000, 640, 2560), (77, 1280, 5120),
+                                                  (300, 48, 40)])
+def test_fused_geglu_matches_the_stock_feed_forward(tokens, channels, inner, path, monkeypatch):
+    from server_animator.animator.kernels import geglu, geglu_fits
+
+    _use_geglu_path(path, monkeypatch)
     g = torch.Generator("cuda").manual_seed(tokens)
     x = torch.randn(2, tokens, channels, device="cuda", generator=g)
     w = torch.randn(2 * inner, channels, device="cuda", generator=g) / channels**0.5
     b = torch.randn(2 * inner, device="cuda", generator=g) * 0.1
-
-    def stock(x, w, b):
-        value, gate = F.linear(x, w, b).chunk(2, dim=-1)
-        return value * F.gelu(gate)
-
-    exact = stock(x, w, b)
+    exact = _stock_geglu(x, w, b)
     xb, wb, bb = x.bfloat16(), w.bfloat16(), b.bfloat16()
     assert geglu_fits(xb, wb)
     got = geglu(xb, wb, bb).float()
     compiled = torch.compile(geglu, fullgraph=True, dynamic=False)(xb, wb, bb).float()
     # the stock path on the same bf16 inputs: bf16 GEMM output, then the gate
-    stock_err = (stock(xb, wb, bb).float() - exact).abs().max().item()
+    stock_err = (_stock_geglu(xb, wb, bb).float() - exact).abs().max().item()
     # the part of the error that comes from rounding the inputs to bf16, not from the kernel
-    input_err = (stock(xb.float(), wb.float(), bb.float()) - exact).abs().max().item()
+    input_err = (_stock_geglu(xb.float(), wb.float(), bb.float()) - exact).abs().max().item()
     err = (got - exact).abs().max().item()
     print(f"{tokens}x{channels}->{inner}: fused max err {err:.2e}, stock bf16 {stock_err:.2e}, inputs {input_err:.2e}")
     assert got.shape == (2, tokens, inner)
@@ -154,24 +161,16 @@ def test_fused_geglu_matches_the_stock_feed_forward(tokens, channels, inner, pat
 def test_fused_geglu_takes_padded_rows_and_offset_weights(path, monkeypatch):
     """Views the kernels cannot read as they are (rows padded, a weight slice starting mid-buffer) are copied,
     not read with the wrong stride or from a misaligned address."""
-    import torch.nn.functional as F
+    from server_animator.animator.kernels import geglu
 
-    from server_animator.animator import kernels
-
-    if path == "pointer":
-        monkeypatch.setattr(kernels, "geglu_uses_tma", lambda hidden_states, weight: False)
+    _use_geglu_path(path, monkeypatch)
     g = torch.Generator("cuda").manual_seed(1)
     x = torch.randn(500, 320 + 8, device="cuda", generator=g, dtype=torch.bfloat16)[:, :320]  # row stride 328
     w = (torch.randn(2560, 320 + 3, device="cuda", generator=g) / 320**0.5).bfloat16()[:, 3:]  # offset by 3
     b = torch.randn(2560, device="cuda", generator=g, dtype=torch.bfloat16) * 0.1
-
-    def stock(x, w, b):
-        value, gate = F.linear(x, w, b).chunk(2, dim=-1)
-        return value * F.gelu(gate)
-
-    exact = stock(x.float(), w.float(), b.float())
-    stock_err = (stock(x, w, b).float() - exact).abs().max().item()
-    err = (kernels.geglu(x, w, b).float() - exact).abs().max().item()
+    exact = _stock_geglu(x.float(), w.float(), b.float())
+    stock_err = (_stock_geglu(x, w, b).float() - exact).abs().max().item()
+    err = (geglu(x, w, b).float() - exact).abs().max().item()
     assert err <= stock_err + 1e-3, (err, stock_err)  # a wrong stride or offset gives errors of order 1
 
 
@@ -190,14 +189,12 @@ def test_few_key_attention_kernel_matches_sdpa(queries, keys, heads, head_dim):
 def _unfuse_geglu(model):
     from diffusers.models.activations import GEGLU
 
-    from server_animator.animator.kernels import FusedGEGLU
+    from server_animator.animator.kernels import FusedGEGLU, _children_of_type
 
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, FusedGEGLU):
-                stock = GEGLU(1, 1)
-                stock.proj = child.proj
-                setattr(parent, name, stock)
+    for parent, name, child in _children_of_type(model, FusedGEGLU):
+        stock = GEGLU(1, 1)
+        stock.proj = child.proj
+        setattr(parent, name, stock)
 
 
 @torch.no_grad()
