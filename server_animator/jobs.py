@@ -149,11 +149,19 @@ class WorkerRuntime:
         prefix = submission_prefix(claim.submission_id) + "result/"
         qa = dict(result.qa_report, passed=bool(result.passed), attempt=claim.attempt)
         qa_key, video_key = prefix + "qa_report.json", prefix + "video.mp4"
-        self.store.put_bytes(qa_key, json.dumps(qa, indent=2, sort_keys=True).encode())
-        if result.passed:  # a video that failed QA is never served, so never stored
-            self.store.put_file(video_key, result.video_path)
-            for name, path in result.extra_files.items():
-                self.store.put_file(prefix + Path(name).name, path)
+        try:
+            self.store.put_bytes(qa_key, json.dumps(qa, indent=2, sort_keys=True).encode())
+            if result.passed:  # a video that failed QA is never served, so never stored
+                self.store.put_file(video_key, result.video_path)
+                for name, path in result.extra_files.items():
+                    self.store.put_file(prefix + Path(name).name, path)
+        except Exception:
+            # An erasure deletes the folder under our uploads, so one of them fails. What the others wrote must
+            # go too, at once: the janitor would take it only after its grace period.
+            if not self.touch(claim):
+                self._discard_result(claim, prefix)
+                return
+            raise
         t = now()
         values = dict(
             status=JobStatus.succeeded if result.passed else JobStatus.failed, progress=1.0, finished_at=t,
@@ -164,10 +172,13 @@ class WorkerRuntime:
         with write(self.engine) as conn:
             done = conn.execute(update(Job).where(self._owned(claim)).values(**values)).rowcount
         if not done:  # withdrawn (or taken over) while we uploaded: leave nothing behind
-            self.store.delete_prefix(prefix)
-            log.info("job %s was withdrawn while finishing; its result was deleted", claim.job_id)
+            self._discard_result(claim, prefix)
         else:
             log.info("job %s %s", claim.job_id, values["status"])
+
+    def _discard_result(self, claim: Claim, prefix: str) -> None:
+        self.store.delete_prefix(prefix)
+        log.info("job %s was withdrawn while finishing; its result was deleted", claim.job_id)
 
     def _fail_or_retry(self, claim: Claim, exc: BaseException) -> None:
         reason = f"attempt {claim.attempt}: {_reason(exc)}"

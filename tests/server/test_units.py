@@ -109,6 +109,30 @@ def test_local_store_leaves_no_empty_folder_behind(tmp_path):
     assert (tmp_path / "blobs").is_dir()  # never the root
 
 
+class _UploadCutByErasure(LocalStore):
+    """The erasure's folder removal runs under the worker: the video's temporary file vanishes mid-upload."""
+
+    def put_file(self, key, path):  # noqa: ANN001
+        raise FileNotFoundError(2, "No such file or directory", key)
+
+
+def test_a_result_upload_cut_by_an_erasure_leaves_nothing(tmp_path):
+    from server_animator.backends import AnimationResult
+    from server_animator.jobs import Claim, WorkerRuntime
+
+    cfg = ServerConfig(data_dir=tmp_path)
+    engine = get_engine(cfg)
+    migrate(engine)  # no job row: the erasure took it, and its files, while the job was finishing
+    store = _UploadCutByErasure(tmp_path / "blobs", fsync=False)
+    runtime = WorkerRuntime(cfg, engine, store, RenderBackend(cfg))
+    video = tmp_path / "video.mp4"
+    video.write_bytes(b"v")
+    runtime._finish(Claim("j1", "t", 1, 3, "s1", "submissions/s1/recording.npz"),
+                    AnimationResult(video, {"passed": True}, True))  # no error: the job is gone, not failed
+    assert store.list_keys() == []  # the QA report written before the cut went too, not after the janitor's grace
+    assert not (tmp_path / "blobs" / "submissions").exists()
+
+
 def test_render_backend_qa_report(tmp_path):
     cfg = ServerConfig(data_dir=tmp_path, render_width=64, render_height=112)
     backend = load_backend(cfg)
